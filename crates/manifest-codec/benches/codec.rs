@@ -1,0 +1,57 @@
+//! Encode and decode throughput for manifests of 10, 1,000 and 100,000 objects.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use manifest_codec::{
+    dataset_id, decode, encode, DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint,
+    Timestamp,
+};
+
+fn manifest(objects: usize) -> Manifest {
+    let name = DatasetName::parse("bench.orders_2024").unwrap();
+    Manifest {
+        dataset_id: dataset_id(&name),
+        name,
+        schema_fingerprint: SchemaFingerprint::parse("sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+            .unwrap(),
+        version: 3,
+        objects: (0..objects)
+            .map(|i| ObjectRef {
+                key: ObjectKey::parse(&format!(
+                    "lake/orders/date=2024-05-{:02}/part-{i:08}.parquet",
+                    i % 28 + 1
+                ))
+                .unwrap(),
+                size: 134_217_728 + i64::try_from(i).unwrap(),
+            })
+            .collect(),
+        row_count: Some(1_000_000),
+        created_at: Timestamp::from_micros(1_714_564_800_000_000).unwrap(),
+        updated_at: Timestamp::from_micros(1_714_564_900_000_000).unwrap(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("manifest");
+    for n in [10, 1_000, 100_000] {
+        let m = manifest(n);
+        let bytes = encode(&m).unwrap();
+        if n >= 100_000 {
+            group.sample_size(20);
+        }
+        group.bench_with_input(BenchmarkId::new("encode", n), &m, |b, m| {
+            b.iter(|| encode(black_box(m)).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("decode", n), &bytes, |b, bytes| {
+            b.iter(|| decode(black_box(bytes)).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("roundtrip", n), &m, |b, m| {
+            b.iter(|| decode(&encode(black_box(m)).unwrap()).unwrap());
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
