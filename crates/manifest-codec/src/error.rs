@@ -122,10 +122,16 @@ pub enum DecodeError {
     Null { column: &'static str },
     /// Array data that fails validation (offsets past the values, bad UTF-8, ...).
     #[error("column {column:?} is malformed: {reason}")]
-    Malformed { column: &'static str, reason: String },
+    Malformed {
+        column: &'static str,
+        reason: String,
+    },
     /// A value that breaks a rule of the model.
     #[error("column {column:?} holds an invalid value: {reason}")]
-    InvalidValue { column: &'static str, reason: String },
+    InvalidValue {
+        column: &'static str,
+        reason: String,
+    },
     /// The reader panicked on this input; the panic was contained.
     #[error("parquet reader panicked on this input: {0}")]
     Panicked(String),

@@ -40,7 +40,10 @@ impl ObjectKey {
         }
         for (at, ch) in input.char_indices() {
             if ch.is_control() {
-                return Err(KeyError::ControlChar { code: u32::from(ch), at });
+                return Err(KeyError::ControlChar {
+                    code: u32::from(ch),
+                    at,
+                });
             }
             if ch == '\\' {
                 return Err(KeyError::Backslash { at });

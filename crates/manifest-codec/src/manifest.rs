@@ -198,7 +198,10 @@ mod tests {
             "2024-05-01T12:00:00.000001Z".parse::<Timestamp>().unwrap(),
             ts
         );
-        assert_eq!(Timestamp::from_micros(0).unwrap().to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_micros(0).unwrap().to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
         assert!("2024-05-01T12:00:00.0000001Z".parse::<Timestamp>().is_err());
         assert!(Timestamp::from_micros(i64::MAX).is_none());
     }
@@ -210,7 +213,10 @@ mod tests {
         assert_eq!(key.as_str(), "_catalog/manifests/sales.orders_2024.parquet");
         assert!(key.is_catalog_reserved());
         assert_eq!(name_from_manifest_key(key.as_str()), Some(name));
-        assert_eq!(name_from_manifest_key("_catalog/manifests/Bad.parquet"), None);
+        assert_eq!(
+            name_from_manifest_key("_catalog/manifests/Bad.parquet"),
+            None
+        );
         assert_eq!(name_from_manifest_key("data/a.parquet"), None);
     }
 
@@ -233,8 +239,7 @@ mod tests {
         assert!(serde_json::from_str::<ObjectRef>(r#"{"key":"a","size":1,"x":1}"#).is_err());
         assert!(serde_json::from_str::<ObjectRef>(r#"{"key":"/a","size":1}"#).is_err());
         assert!(
-            serde_json::from_str::<ObjectRef>(r#"{"key":"a","size":9223372036854775808}"#)
-                .is_err()
+            serde_json::from_str::<ObjectRef>(r#"{"key":"a","size":9223372036854775808}"#).is_err()
         );
     }
 }

@@ -123,11 +123,21 @@ mod tests {
             ("a.-b", NameError::BadSegmentStart { ch: '-', at: 2 }),
             ("a b", NameError::InvalidChar { ch: ' ', at: 1 }),
             ("a/b", NameError::InvalidChar { ch: '/', at: 1 }),
-            ("caf\u{e9}", NameError::InvalidChar { ch: '\u{e9}', at: 3 }),
+            (
+                "caf\u{e9}",
+                NameError::InvalidChar {
+                    ch: '\u{e9}',
+                    at: 3,
+                },
+            ),
             ("a\0", NameError::InvalidChar { ch: '\0', at: 1 }),
         ];
         for (input, expected) in cases {
-            assert_eq!(&DatasetName::parse(input).unwrap_err(), expected, "{input:?}");
+            assert_eq!(
+                &DatasetName::parse(input).unwrap_err(),
+                expected,
+                "{input:?}"
+            );
         }
     }
 
@@ -137,7 +147,9 @@ mod tests {
         assert_eq!(msg, "uppercase letter 'O' at byte 0: names are lowercase");
         let msg = DatasetName::parse("a..b").unwrap_err().to_string();
         assert!(msg.contains("empty segment"), "{msg}");
-        let msg = DatasetName::parse(&"a".repeat(300)).unwrap_err().to_string();
+        let msg = DatasetName::parse(&"a".repeat(300))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("longer than 255 bytes"), "{msg}");
     }
 

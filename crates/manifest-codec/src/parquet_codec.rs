@@ -109,7 +109,9 @@ pub fn encode(manifest: &Manifest) -> Result<Bytes, EncodeError> {
             .hyphenated()
             .to_string()])),
         Arc::new(StringArray::from(vec![manifest.name.as_str()])),
-        Arc::new(StringArray::from(vec![manifest.schema_fingerprint.as_str()])),
+        Arc::new(StringArray::from(vec![manifest
+            .schema_fingerprint
+            .as_str()])),
         Arc::new(Int64Array::from(vec![manifest.version])),
         Arc::new(objects),
         Arc::new(Int64Array::from(vec![manifest.row_count])),
@@ -145,13 +147,21 @@ fn check_invariants(manifest: &Manifest) -> Result<(), EncodeError> {
     }
     let out_of_range = |field, value, rule| EncodeError::OutOfRange { field, value, rule };
     if manifest.version < 1 {
-        return Err(out_of_range("version", manifest.version, "must be at least 1"));
+        return Err(out_of_range(
+            "version",
+            manifest.version,
+            "must be at least 1",
+        ));
     }
     if let Some(rows) = manifest.row_count.filter(|r| *r < 0) {
         return Err(out_of_range("row_count", rows, "must not be negative"));
     }
     if let Some(object) = manifest.objects.iter().find(|o| o.size < 0) {
-        return Err(out_of_range("objects.size", object.size, "must not be negative"));
+        return Err(out_of_range(
+            "objects.size",
+            object.size,
+            "must not be negative",
+        ));
     }
     Ok(())
 }
@@ -265,9 +275,9 @@ fn same_shape(found: &DataType, expected: &DataType) -> bool {
         (DataType::List(f), DataType::List(e)) => same_shape(f.data_type(), e.data_type()),
         (DataType::Struct(f), DataType::Struct(e)) => {
             f.len() == e.len()
-                && f.iter().zip(e.iter()).all(|(f, e)| {
-                    f.name() == e.name() && same_shape(f.data_type(), e.data_type())
-                })
+                && f.iter()
+                    .zip(e.iter())
+                    .all(|(f, e)| f.name() == e.name() && same_shape(f.data_type(), e.data_type()))
         }
         (DataType::Timestamp(fu, Some(ftz)), DataType::Timestamp(eu, Some(_))) => {
             fu == eu && matches!(ftz.as_ref(), "UTC" | "+00:00" | "Z" | "Etc/UTC")
@@ -346,8 +356,12 @@ fn timestamp(batch: &RecordBatch, name: &'static str) -> Result<Timestamp, Decod
     let array = column::<TimestampMicrosecondArray>(batch, name)?;
     required(array, name)?;
     let micros = array.value(0);
-    Timestamp::from_micros(micros)
-        .ok_or_else(|| invalid(name, format!("{micros} µs is outside the representable range")))
+    Timestamp::from_micros(micros).ok_or_else(|| {
+        invalid(
+            name,
+            format!("{micros} µs is outside the representable range"),
+        )
+    })
 }
 
 fn manifest_from_row(batch: &RecordBatch) -> Result<Manifest, DecodeError> {
@@ -434,8 +448,8 @@ fn objects(batch: &RecordBatch) -> Result<Vec<ObjectRef>, DecodeError> {
     keys.iter()
         .zip(sizes.values().iter())
         .map(|(key, &size)| {
-            let key = ObjectKey::parse(key.unwrap_or_default())
-                .map_err(|e| invalid("objects.key", e))?;
+            let key =
+                ObjectKey::parse(key.unwrap_or_default()).map_err(|e| invalid("objects.key", e))?;
             Ok(ObjectRef {
                 key,
                 size: non_negative(size, "objects.size")?,
