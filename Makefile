@@ -1,0 +1,57 @@
+# The README's two commands are `make run` and `make test`; CI runs `make test`.
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+PYARROW_VERSION := 26.0.1
+VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)
+FUZZ_SECONDS ?= 600
+
+.PHONY: all test fmt fmt-check lint build bench venv fuzz run clean
+
+all: build
+
+## test: formatting, lints and every test, including the pyarrow interop test
+test: fmt-check lint venv
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+build:
+	$(CARGO) build --workspace --release --locked
+
+## bench: benchmarks (never part of `make test`)
+bench:
+	$(CARGO) bench -p manifest-codec --bench codec --locked
+
+## venv: a project-local Python with pyarrow, the independent reader of the interop test
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; the pyarrow interop test needs Python 3 with venv" >&2; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION)
+	touch $@
+
+## fuzz: coverage-guided fuzzing of manifest decoding (stable toolchain, cargo-fuzz)
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p crates/manifest-codec/fuzz/corpus/decode
+	cp crates/manifest-codec/tests/golden/v1/no_objects.parquet crates/manifest-codec/tests/golden/v1/three_objects.parquet crates/manifest-codec/fuzz/corpus/decode/
+	cd crates/manifest-codec && $(CARGO) fuzz run --sanitizer none -O decode fuzz/corpus/decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
+
+run:
+	@echo "make run starts storaged and catalogd; neither service exists yet (issues 3 and 4)." >&2
+	@exit 1
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,160 @@
+//! pyarrow, an independent Parquet reader, reads what this crate writes and sees the same
+//! values. Python with pyarrow comes from the project's `.venv` (`make venv`), or from
+//! `INTEROP_PYTHON`; a missing interpreter fails the test, it never skips it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use manifest_codec::{
+    dataset_id, encode, DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp,
+};
+use serde_json::{json, Value};
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("INTEROP_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        venv.try_exists().unwrap_or(false),
+        "the pyarrow interop test needs {}: run `make venv` (or set INTEROP_PYTHON to a \
+         python that has pyarrow)",
+        venv.display()
+    );
+    venv
+}
+
+fn read_with_pyarrow(manifest: &Manifest) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.parquet");
+    std::fs::write(&path, encode(manifest).unwrap()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_manifest.py");
+    let python = python();
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "pyarrow failed to read the manifest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn pyarrow_reads_what_we_write() {
+    let name = DatasetName::parse("sales.orders_2024").unwrap();
+    let manifest = Manifest {
+        dataset_id: dataset_id(&name),
+        name,
+        schema_fingerprint: SchemaFingerprint::parse("sha256:abc").unwrap(),
+        version: 4,
+        objects: vec![
+            ObjectRef {
+                key: ObjectKey::parse("lake/orders/part-0.parquet").unwrap(),
+                size: 1234,
+            },
+            ObjectRef {
+                key: ObjectKey::parse("lake/caf\u{e9} \u{1f600}/part-1.parquet").unwrap(),
+                size: i64::MAX,
+            },
+        ],
+        row_count: Some(42),
+        created_at: Timestamp::from_micros(1_714_564_800_123_456).unwrap(),
+        updated_at: Timestamp::from_micros(1_717_243_200_654_321).unwrap(),
+    };
+    let seen = read_with_pyarrow(&manifest);
+
+    assert_eq!(seen["num_rows"], 1);
+    assert_eq!(seen["format_version"], "1");
+    assert_eq!(seen["dataset_id"], "c9b2103c-6ed4-5bd7-b380-c14a74b3d011");
+    assert_eq!(seen["name"], "sales.orders_2024");
+    assert_eq!(seen["schema_fingerprint"], "sha256:abc");
+    assert_eq!(seen["version"], 4);
+    assert_eq!(seen["row_count"], 42);
+    assert_eq!(
+        seen["objects"],
+        json!([
+            {"key": "lake/orders/part-0.parquet", "size": 1234},
+            {"key": "lake/caf\u{e9} \u{1f600}/part-1.parquet", "size": i64::MAX},
+        ])
+    );
+    assert_eq!(seen["timestamp_unit"], "us");
+    assert_eq!(seen["timestamp_tz"], "UTC");
+    assert_eq!(seen["created_at_us"], 1_714_564_800_123_456_i64);
+    assert_eq!(seen["updated_at_us"], 1_717_243_200_654_321_i64);
+    assert_eq!(seen["created_at_iso"], "2024-05-01T12:00:00.123456+00:00");
+    assert_eq!(seen["schema"]["dataset_id"], "string");
+    assert_eq!(seen["schema"]["version"], "int64");
+    assert_eq!(seen["schema"]["row_count"], "int64");
+    assert_eq!(seen["schema"]["created_at"], "timestamp[us, tz=UTC]");
+    let objects_type = seen["schema"]["objects"].as_str().unwrap();
+    assert!(
+        objects_type.starts_with("list<") && objects_type.contains("struct<key: string"),
+        "{objects_type}"
+    );
+}
+
+#[test]
+fn pyarrow_sees_a_null_row_count_and_no_objects() {
+    let name = DatasetName::parse("a").unwrap();
+    let manifest = Manifest {
+        dataset_id: dataset_id(&name),
+        name,
+        schema_fingerprint: SchemaFingerprint::parse("fp").unwrap(),
+        version: 1,
+        objects: vec![],
+        row_count: None,
+        created_at: Timestamp::from_micros(0).unwrap(),
+        updated_at: Timestamp::from_micros(0).unwrap(),
+    };
+    let seen = read_with_pyarrow(&manifest);
+    assert_eq!(seen["dataset_id"], "e407b3cd-f733-5b16-8857-e7238483c721");
+    assert_eq!(seen["row_count"], Value::Null);
+    assert_eq!(seen["objects"], json!([]));
+}
+
+fn write_with_pyarrow(compression: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("from_python.parquet");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/write_manifest.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&path)
+        .arg(compression)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn we_read_what_pyarrow_writes() {
+    // pyarrow's own layout: nullable fields, list items named "element".
+    let m = manifest_codec::decode(&write_with_pyarrow("snappy"))
+        .unwrap_or_else(|e| panic!("decoding a pyarrow-written manifest failed: {e}"));
+    assert_eq!(m.name.as_str(), "orders");
+    assert_eq!(m.schema_fingerprint.as_str(), "fp-from-python");
+    assert_eq!(m.version, 3);
+    assert_eq!(m.objects.len(), 2);
+    assert_eq!(m.objects[1].key.as_str(), "lake/o/2.parquet");
+    assert_eq!(m.objects[1].size, 20);
+    assert_eq!(m.row_count, None);
+    assert_eq!(m.created_at.as_micros(), 1_714_564_800_123_456);
+    let m = manifest_codec::decode(&write_with_pyarrow("none")).unwrap();
+    assert_eq!(m.version, 3);
+}
+
+#[test]
+fn an_unsupported_codec_is_a_clear_error() {
+    // Manifests are written with snappy; this build deliberately reads no zstd (a C
+    // dependency for files catalogd never writes). Such a file is an error, not a panic.
+    let e = manifest_codec::decode(&write_with_pyarrow("zstd")).unwrap_err();
+    assert!(e.to_string().contains("zstd"), "{e}");
+}
