@@ -17,10 +17,11 @@ use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{DecodeError, EncodeError};
 use crate::manifest::{ObjectRef, SchemaFingerprint, Timestamp};
@@ -121,16 +122,23 @@ pub fn encode(manifest: &Manifest) -> Result<Bytes, EncodeError> {
     let batch = RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| EncodeError::Parquet(parquet::errors::ParquetError::from(e)))?;
 
+    // One row: column statistics, dictionaries and the embedded Arrow schema cost more to
+    // write and read than they could ever save a reader.
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_dictionary_enabled(false)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             FORMAT_VERSION_KEY.to_owned(),
             FORMAT_VERSION.to_owned(),
         )]))
         .build();
     let mut out = Vec::with_capacity(1024 + manifest.objects.len() * 48);
+    let options = ArrowWriterOptions::new()
+        .with_properties(props)
+        .with_skip_arrow_metadata(true);
     let mut writer =
-        ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(EncodeError::Parquet)?;
+        ArrowWriter::try_new_with_options(&mut out, schema, options).map_err(EncodeError::Parquet)?;
     writer.write(&batch).map_err(EncodeError::Parquet)?;
     writer.close().map_err(EncodeError::Parquet)?;
     Ok(Bytes::from(out))
