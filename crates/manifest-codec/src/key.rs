@@ -96,6 +96,14 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// Lets a map keyed by `ObjectKey` be searched and ranged by `&str`; the order is the
+/// same as the keys' byte order.
+impl std::borrow::Borrow<str> for ObjectKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for ObjectKey {
     fn as_ref(&self) -> &str {
         &self.0

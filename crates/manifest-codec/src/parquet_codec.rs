@@ -137,8 +137,8 @@ pub fn encode(manifest: &Manifest) -> Result<Bytes, EncodeError> {
     let options = ArrowWriterOptions::new()
         .with_properties(props)
         .with_skip_arrow_metadata(true);
-    let mut writer =
-        ArrowWriter::try_new_with_options(&mut out, schema, options).map_err(EncodeError::Parquet)?;
+    let mut writer = ArrowWriter::try_new_with_options(&mut out, schema, options)
+        .map_err(EncodeError::Parquet)?;
     writer.write(&batch).map_err(EncodeError::Parquet)?;
     writer.close().map_err(EncodeError::Parquet)?;
     Ok(Bytes::from(out))

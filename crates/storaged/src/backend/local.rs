@@ -1,0 +1,654 @@
+//! The durable local-disk backend.
+//!
+//! Layout under the data directory:
+//! - `objects/`: one file per object. Each key segment is a path component with `%`
+//!   escaped as `%25`; the last one gets the suffix `%obj`. Since an escaped segment never
+//!   contains `%o`, object files and directories never collide (`a` and `a/b` coexist).
+//! - `tmp/`: uploads in progress; swept at start-up, never listed.
+//!
+//! An object file is a 64-byte header (magic, ETag, content length) followed by the
+//! content, so an object's tag is read from the very file that is served.
+//!
+//! A put streams into `tmp/`, fsyncs, then, under the key's lock, checks the condition,
+//! creates missing directories, renames over the target and fsyncs the parent and every
+//! directory it created. Only then does it return. The sorted in-memory index (rebuilt
+//! from disk at start-up) answers existence, conditions and listings.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{Instant, SystemTime};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use manifest_codec::ObjectKey;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::keylocks::KeyLocks;
+use super::{
+    check_condition, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta, ObjectReader,
+    PutOutcome,
+};
+use crate::Error;
+
+const HEADER_LEN: usize = 64;
+const MAGIC: &[u8; 8] = b"STGOBJ01";
+const OBJECT_SUFFIX: &str = "%obj";
+const MAX_FILE_NAME: usize = 255;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: u64,
+    etag: ETag,
+    last_modified: SystemTime,
+}
+
+/// Objects on a local filesystem, written durably.
+#[derive(Debug)]
+pub struct LocalFs {
+    objects: PathBuf,
+    tmp: PathBuf,
+    fsync: bool,
+    fsync_seconds: Option<prometheus::Histogram>,
+    index: RwLock<BTreeMap<ObjectKey, Entry>>,
+    locks: KeyLocks,
+    /// Puts hold it shared from creating directories to the rename; deletes hold it
+    /// exclusively while removing empty directories, so a delete never removes a
+    /// directory a put is about to rename into.
+    dirs: tokio::sync::RwLock<()>,
+    tmp_counter: AtomicU64,
+}
+
+/// What start-up found on disk.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenReport {
+    /// Objects indexed.
+    pub objects: usize,
+    /// Leftover temporary files removed.
+    pub swept: usize,
+    /// Files or links under `objects/` that are not objects (ignored, left in place).
+    pub skipped: usize,
+}
+
+impl LocalFs {
+    /// Opens (creating if needed) the store in `data_dir`: sweeps leftover temporary files
+    /// and rebuilds the index from the object files.
+    pub async fn open(
+        data_dir: &Path,
+        fsync: bool,
+        fsync_seconds: Option<prometheus::Histogram>,
+    ) -> Result<(Self, OpenReport), Error> {
+        let objects = data_dir.join("objects");
+        let tmp = data_dir.join("tmp");
+        let (index, report) = {
+            let (objects, tmp) = (objects.clone(), tmp.clone());
+            tokio::task::spawn_blocking(move || scan(&objects, &tmp))
+                .await
+                .map_err(|e| Error::io("scanning the data directory", std::io::Error::other(e)))??
+        };
+        let store = Self {
+            objects,
+            tmp,
+            fsync,
+            fsync_seconds,
+            index: RwLock::new(index),
+            locks: KeyLocks::default(),
+            dirs: tokio::sync::RwLock::new(()),
+            tmp_counter: AtomicU64::new(0),
+        };
+        Ok((store, report))
+    }
+
+    fn object_path(&self, key: &ObjectKey) -> Result<PathBuf, Error> {
+        object_path(&self.objects, key)
+    }
+
+    fn current(&self, key: &ObjectKey) -> Option<Entry> {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .copied()
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{}-{n}.tmp", std::process::id()))
+    }
+
+    async fn write_temp(&self, path: &Path, mut body: Body) -> Result<(ETag, u64), Error> {
+        let write_err = |e| Error::io("writing a temporary file", e);
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .await
+            .map_err(|e| Error::io("creating a temporary file", e))?;
+        file.write_all(&[0; HEADER_LEN]).await.map_err(write_err)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0_u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(write_err)?;
+        }
+        let etag = ETag::from_hasher(&hasher);
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(write_err)?;
+        file.write_all(&header(etag, size))
+            .await
+            .map_err(write_err)?;
+        file.flush().await.map_err(write_err)?;
+        if self.fsync {
+            let started = Instant::now();
+            file.sync_all()
+                .await
+                .map_err(|e| Error::io("fsyncing a temporary file", e))?;
+            self.observe_fsync(started);
+        }
+        Ok((etag, size))
+    }
+
+    fn observe_fsync(&self, started: Instant) {
+        if let Some(h) = &self.fsync_seconds {
+            h.observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    async fn commit(
+        &self,
+        key: &ObjectKey,
+        condition: Condition,
+        temp: PathBuf,
+        target: PathBuf,
+        etag: ETag,
+        size: u64,
+    ) -> Result<PutOutcome, Error> {
+        let _key = self.locks.lock(key.as_str()).await;
+        let previous = self.current(key);
+        check_condition(key, condition, previous.map(|e| e.etag))?;
+        let last_modified = {
+            let _dirs = self.dirs.read().await;
+            let root = self.objects.clone();
+            let fsync = self.fsync.then(|| self.fsync_seconds.clone());
+            let key = key.to_string();
+            tokio::task::spawn_blocking(move || {
+                install(&root, &temp, &target, fsync.as_ref(), &key)
+            })
+            .await
+            .map_err(|e| Error::io("installing an object", std::io::Error::other(e)))??
+        };
+        let entry = Entry {
+            size,
+            etag,
+            last_modified,
+        };
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), entry);
+        Ok(PutOutcome {
+            meta: meta(key.clone(), entry),
+            created: previous.is_none(),
+        })
+    }
+}
+
+#[async_trait(?Send)]
+impl Backend for LocalFs {
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        condition: Condition,
+        body: Body,
+    ) -> Result<PutOutcome, Error> {
+        let target = self.object_path(key)?;
+        // Fail fast before reading the body; checked again under the key's lock.
+        check_condition(key, condition, self.current(key).map(|e| e.etag))?;
+        let temp = self.temp_path();
+        let result = match self.write_temp(&temp, body).await {
+            Ok((etag, size)) => {
+                self.commit(key, condition, temp.clone(), target, etag, size)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            if let Err(e) = tokio::fs::remove_file(&temp).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %temp.display(), error = %e, "cannot remove temporary file");
+                }
+            }
+        }
+        result
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, Error> {
+        let not_found = || Error::NotFound {
+            key: key.to_string(),
+        };
+        if self.current(key).is_none() {
+            return Err(not_found());
+        }
+        let path = self.object_path(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) => return Err(Error::io("opening an object", e)),
+        };
+        let mut raw = [0; HEADER_LEN];
+        file.read_exact(&mut raw)
+            .await
+            .map_err(|e| Error::io("reading an object header", e))?;
+        let metadata = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("reading object metadata", e))?;
+        let (etag, size) = parse_header(&raw, metadata.len()).ok_or_else(|| {
+            Error::io(
+                "reading an object header",
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("bad object header in {}", path.display()),
+                ),
+            )
+        })?;
+        let last_modified = metadata
+            .modified()
+            .map_err(|e| Error::io("reading object metadata", e))?;
+        Ok(ObjectReader {
+            meta: ObjectMeta {
+                key: key.clone(),
+                size,
+                etag,
+                last_modified,
+            },
+            content: Content::File {
+                file,
+                offset: HEADER_LEN as u64,
+            },
+        })
+    }
+
+    async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
+        let path = self.object_path(key)?;
+        let _key = self.locks.lock(key.as_str()).await;
+        let current = self.current(key);
+        check_condition(key, condition, current.map(|e| e.etag))?;
+        if current.is_none() {
+            return Ok(());
+        }
+        let fsync = self.fsync.then(|| self.fsync_seconds.clone());
+        let file = path.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), Error> {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing an object", e)),
+            }
+            if let (Some(histogram), Some(parent)) = (fsync, file.parent()) {
+                sync_dir(parent, histogram.as_ref())?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::io("removing an object", std::io::Error::other(e)))??;
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+
+        let _dirs = self.dirs.write().await;
+        let root = self.objects.clone();
+        tokio::task::spawn_blocking(move || remove_empty_parents(&root, &path))
+            .await
+            .ok();
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut objects: Vec<ObjectMeta> = index
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.as_str().starts_with(prefix))
+            .take(limit + 1)
+            .map(|(k, e)| meta(k.clone(), *e))
+            .collect();
+        let is_truncated = objects.len() > limit;
+        objects.truncate(limit);
+        Ok(ListPage {
+            objects,
+            is_truncated,
+        })
+    }
+
+    async fn is_ready(&self) -> bool {
+        let dir_ok = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir());
+        dir_ok(&self.objects) && dir_ok(&self.tmp)
+    }
+}
+
+fn meta(key: ObjectKey, entry: Entry) -> ObjectMeta {
+    ObjectMeta {
+        key,
+        size: entry.size,
+        etag: entry.etag,
+        last_modified: entry.last_modified,
+    }
+}
+
+fn header(etag: ETag, size: u64) -> [u8; HEADER_LEN] {
+    let mut raw = [0; HEADER_LEN];
+    raw[..8].copy_from_slice(MAGIC);
+    raw[8..24].copy_from_slice(etag.as_bytes());
+    raw[24..32].copy_from_slice(&size.to_le_bytes());
+    raw
+}
+
+/// The ETag and content length of an object file, if its header is intact and agrees with
+/// the file's length.
+fn parse_header(raw: &[u8; HEADER_LEN], file_len: u64) -> Option<(ETag, u64)> {
+    if &raw[..8] != MAGIC {
+        return None;
+    }
+    let mut etag = [0; 16];
+    etag.copy_from_slice(&raw[8..24]);
+    let mut size = [0; 8];
+    size.copy_from_slice(&raw[24..32]);
+    let size = u64::from_le_bytes(size);
+    (file_len.checked_sub(HEADER_LEN as u64) == Some(size))
+        .then_some((ETag::from_bytes(etag), size))
+}
+
+fn escape(segment: &str) -> String {
+    segment.replace('%', "%25")
+}
+
+fn unescape(name: &str) -> Option<String> {
+    let plain = name.replace("%25", "%");
+    // Every '%' in an escaped name starts "%25"; anything else is not one of ours.
+    (escape(&plain) == name).then_some(plain)
+}
+
+/// The file of `key` under `root`, or [`Error::SegmentTooLong`] before any file system call.
+fn object_path(root: &Path, key: &ObjectKey) -> Result<PathBuf, Error> {
+    let mut path = root.to_path_buf();
+    let segments: Vec<&str> = key.segments().collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let mut name = escape(segment);
+        let max = if i + 1 == segments.len() {
+            name.push_str(OBJECT_SUFFIX);
+            MAX_FILE_NAME
+        } else {
+            MAX_FILE_NAME
+        };
+        if name.len() > max {
+            return Err(Error::SegmentTooLong {
+                segment: i + 1,
+                len: name.len(),
+                max: max
+                    - if i + 1 == segments.len() {
+                        OBJECT_SUFFIX.len()
+                    } else {
+                        0
+                    },
+            });
+        }
+        path.push(name);
+    }
+    Ok(path)
+}
+
+fn sync_dir(dir: &Path, histogram: Option<&prometheus::Histogram>) -> Result<(), Error> {
+    let started = Instant::now();
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsyncing a directory", e))?;
+    if let Some(h) = histogram {
+        h.observe(started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Creates the directories `target` needs, renames `temp` over it and, when `fsync` is
+/// set, fsyncs the target's directory and the parent of every directory created.
+fn install(
+    root: &Path,
+    temp: &Path,
+    target: &Path,
+    fsync: Option<&Option<prometheus::Histogram>>,
+    key: &str,
+) -> Result<SystemTime, Error> {
+    let parent = target.parent().unwrap_or(root);
+    let relative = parent.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut created = Vec::new();
+    let mut dir = root.to_path_buf();
+    for component in relative.components() {
+        dir.push(component);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::KeyConflict {
+                    key: key.to_owned(),
+                    reason: "a path component is a file or link that storaged did not create",
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&dir) {
+                Ok(()) => created.push(dir.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("creating a directory", e)),
+            },
+            Err(e) => return Err(Error::io("inspecting a directory", e)),
+        }
+    }
+    if std::fs::symlink_metadata(target).is_ok_and(|m| !m.is_file()) {
+        return Err(Error::KeyConflict {
+            key: key.to_owned(),
+            reason: "the object path is a directory or link that storaged did not create",
+        });
+    }
+    std::fs::rename(temp, target).map_err(|e| Error::io("renaming into place", e))?;
+    if let Some(histogram) = fsync {
+        sync_dir(parent, histogram.as_ref())?;
+        for dir in &created {
+            if let Some(p) = dir.parent() {
+                sync_dir(p, histogram.as_ref())?;
+            }
+        }
+    }
+    std::fs::symlink_metadata(target)
+        .and_then(|m| m.modified())
+        .map_err(|e| Error::io("reading object metadata", e))
+}
+
+/// Removes now-empty directories from `path`'s parent up to (excluding) `root`.
+fn remove_empty_parents(root: &Path, path: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) {
+            break;
+        }
+        if std::fs::remove_dir(d).is_err() {
+            break; // not empty (or already gone): stop climbing
+        }
+        dir = d.parent();
+    }
+}
+
+/// Prepares the directories, sweeps `tmp/` and indexes every object under `objects/`.
+fn scan(objects: &Path, tmp: &Path) -> Result<(BTreeMap<ObjectKey, Entry>, OpenReport), Error> {
+    std::fs::create_dir_all(objects).map_err(|e| Error::io("creating the objects directory", e))?;
+    std::fs::create_dir_all(tmp).map_err(|e| Error::io("creating the temporary directory", e))?;
+    let mut report = OpenReport::default();
+    for entry in
+        std::fs::read_dir(tmp).map_err(|e| Error::io("reading the temporary directory", e))?
+    {
+        let entry = entry.map_err(|e| Error::io("reading the temporary directory", e))?;
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| Error::io("sweeping a temporary file", e))?;
+        report.swept += 1;
+    }
+    let mut index = BTreeMap::new();
+    let mut stack = vec![(objects.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&dir).map_err(|e| Error::io("reading an object directory", e))?
+        {
+            let entry = entry.map_err(|e| Error::io("reading an object directory", e))?;
+            let file_type = entry
+                .file_type()
+                .map_err(|e| Error::io("reading an object directory", e))?;
+            let name = entry.file_name();
+            let path = entry.path();
+            let Some(name) = name.to_str() else {
+                tracing::warn!(path = %path.display(), "skipping a file whose name is not utf-8");
+                report.skipped += 1;
+                continue;
+            };
+            if file_type.is_dir() {
+                match unescape(name) {
+                    Some(segment) => stack.push((path, format!("{prefix}{segment}/"))),
+                    None => {
+                        tracing::warn!(path = %path.display(), "skipping a directory storaged did not create");
+                        report.skipped += 1;
+                    }
+                }
+                continue;
+            }
+            let parsed = file_type
+                .is_file()
+                .then(|| name.strip_suffix(OBJECT_SUFFIX))
+                .flatten()
+                .and_then(unescape)
+                .and_then(|segment| ObjectKey::parse(&format!("{prefix}{segment}")).ok());
+            let Some(key) = parsed else {
+                tracing::warn!(path = %path.display(), "skipping a file or link that is not an object");
+                report.skipped += 1;
+                continue;
+            };
+            match read_entry(&path) {
+                Ok(entry) => {
+                    index.insert(key, entry);
+                    report.objects += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping an object file with a bad header");
+                    report.skipped += 1;
+                }
+            }
+        }
+    }
+    Ok((index, report))
+}
+
+fn read_entry(path: &Path) -> std::io::Result<Entry> {
+    let mut file = std::fs::File::open(path)?;
+    let mut raw = [0; HEADER_LEN];
+    file.read_exact(&mut raw)?;
+    let metadata = file.metadata()?;
+    let (etag, size) = parse_header(&raw, metadata.len())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad object header"))?;
+    Ok(Entry {
+        size,
+        etag,
+        last_modified: metadata.modified()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips_and_keeps_files_and_dirs_apart() {
+        for segment in ["a", "%", "%25", "100%obj", "x%oby", "caf\u{e9}"] {
+            let escaped = escape(segment);
+            assert_eq!(unescape(&escaped).as_deref(), Some(segment));
+            assert!(!escaped.contains("%o"), "{escaped}");
+        }
+        assert_eq!(unescape("%zz"), None);
+        assert_eq!(unescape("a%obj"), None);
+    }
+
+    #[test]
+    fn object_paths() {
+        let root = Path::new("/d/objects");
+        let key = ObjectKey::parse("a/b%c/d.parquet").unwrap();
+        assert_eq!(
+            object_path(root, &key).unwrap(),
+            PathBuf::from("/d/objects/a/b%25c/d.parquet%obj")
+        );
+        let long = ObjectKey::parse(&"x".repeat(252)).unwrap();
+        assert!(matches!(
+            object_path(root, &long),
+            Err(Error::SegmentTooLong { segment: 1, .. })
+        ));
+        let fits = ObjectKey::parse(&"x".repeat(251)).unwrap();
+        assert!(object_path(root, &fits).is_ok());
+    }
+
+    #[tokio::test]
+    async fn conformance_with_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = LocalFs::open(dir.path(), true, None).await.unwrap();
+        super::super::conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_without_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = LocalFs::open(dir.path(), false, None).await.unwrap();
+        super::super::conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn reopen_rebuilds_the_index_and_sweeps_temp_files() {
+        use crate::backend::conformance::body;
+        let dir = tempfile::tempdir().unwrap();
+        let key = ObjectKey::parse("x/y").unwrap();
+        let etag = {
+            let (store, _) = LocalFs::open(dir.path(), true, None).await.unwrap();
+            store
+                .put(&key, Condition::None, body("hello"))
+                .await
+                .unwrap()
+                .meta
+                .etag
+        };
+        std::fs::write(dir.path().join("tmp/leftover.tmp"), b"partial").unwrap();
+        std::fs::write(dir.path().join("objects/stray"), b"not ours").unwrap();
+        let (store, report) = LocalFs::open(dir.path(), true, None).await.unwrap();
+        assert_eq!(report.objects, 1);
+        assert_eq!(report.swept, 1);
+        assert_eq!(report.skipped, 1);
+        let page = store.list("", None, 10).await.unwrap();
+        assert_eq!(page.objects.len(), 1);
+        assert_eq!(page.objects[0].etag, etag);
+        assert!(std::fs::read_dir(dir.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}

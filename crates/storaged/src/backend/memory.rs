@@ -1,0 +1,138 @@
+//! In-memory backend: the test fake. Same contract as [`super::LocalFs`], no durability.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use manifest_codec::ObjectKey;
+
+use super::{
+    check_condition, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta, ObjectReader,
+    PutOutcome,
+};
+use crate::Error;
+
+/// Objects in a sorted map; all operations complete under one short lock.
+#[derive(Debug, Default)]
+pub struct Memory {
+    objects: RwLock<BTreeMap<ObjectKey, (ObjectMeta, Bytes)>>,
+}
+
+impl Memory {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ObjectKey, (ObjectMeta, Bytes)>> {
+        self.objects
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ObjectKey, (ObjectMeta, Bytes)>> {
+        self.objects
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait(?Send)]
+impl Backend for Memory {
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        condition: Condition,
+        mut body: Body,
+    ) -> Result<PutOutcome, Error> {
+        check_condition(
+            key,
+            condition,
+            self.read().get(key.as_str()).map(|(m, _)| m.etag),
+        )?;
+        let mut content = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            content.extend_from_slice(&chunk?);
+        }
+        let content = content.freeze();
+        let meta = ObjectMeta {
+            key: key.clone(),
+            size: content.len() as u64,
+            etag: ETag::of(&content),
+            last_modified: SystemTime::now(),
+        };
+        let mut objects = self.write();
+        check_condition(
+            key,
+            condition,
+            objects.get(key.as_str()).map(|(m, _)| m.etag),
+        )?;
+        let created = objects
+            .insert(key.clone(), (meta.clone(), content))
+            .is_none();
+        Ok(PutOutcome { meta, created })
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, Error> {
+        let objects = self.read();
+        let (meta, content) = objects.get(key.as_str()).ok_or_else(|| Error::NotFound {
+            key: key.to_string(),
+        })?;
+        Ok(ObjectReader {
+            meta: meta.clone(),
+            content: Content::Memory(content.clone()),
+        })
+    }
+
+    async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
+        let mut objects = self.write();
+        check_condition(
+            key,
+            condition,
+            objects.get(key.as_str()).map(|(m, _)| m.etag),
+        )?;
+        objects.remove(key.as_str());
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        let objects = self.read();
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut page: Vec<ObjectMeta> = objects
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.as_str().starts_with(prefix))
+            .take(limit + 1)
+            .map(|(_, (meta, _))| meta.clone())
+            .collect();
+        let is_truncated = page.len() > limit;
+        page.truncate(limit);
+        Ok(ListPage {
+            objects: page,
+            is_truncated,
+        })
+    }
+
+    async fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn conformance() {
+        super::super::conformance::run_all(&super::Memory::new()).await;
+    }
+}

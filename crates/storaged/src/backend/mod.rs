@@ -1,0 +1,266 @@
+//! The storage seam: what the HTTP layer needs from a place that keeps objects.
+//!
+//! [`LocalFs`] is the durable production backend; [`Memory`] is the fake for tests. An S3
+//! backend can implement the same trait without touching the HTTP layer. Both run the
+//! shared [`conformance`] suite.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::LocalBoxStream;
+use manifest_codec::ObjectKey;
+
+use crate::Error;
+
+#[cfg(test)]
+pub mod conformance;
+mod keylocks;
+mod local;
+mod memory;
+
+pub use local::LocalFs;
+pub use memory::Memory;
+
+/// A strong entity tag: 128 bits of the BLAKE3 hash of the content, as 32 hex digits.
+///
+/// Deterministic, so it survives restarts; two different contents never share one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ETag([u8; 16]);
+
+impl ETag {
+    /// The tag of `content`.
+    pub fn of(content: &[u8]) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(content);
+        Self::from_hasher(&hasher)
+    }
+
+    /// The tag of everything fed to `hasher`.
+    pub fn from_hasher(hasher: &blake3::Hasher) -> Self {
+        let mut raw = [0; 16];
+        raw.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        Self(raw)
+    }
+
+    /// The raw 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// From raw bytes, as stored on disk.
+    pub fn from_bytes(raw: [u8; 16]) -> Self {
+        Self(raw)
+    }
+
+    /// Parses the 32 hex digits (without quotes).
+    pub fn parse_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 32 {
+            return None;
+        }
+        let mut raw = [0; 16];
+        for (i, byte) in raw.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(raw))
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ETag({self})")
+    }
+}
+
+/// What is known about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key.
+    pub key: ObjectKey,
+    /// Content length in bytes.
+    pub size: u64,
+    /// Strong entity tag of the content.
+    pub etag: ETag,
+    /// When this version was written.
+    pub last_modified: SystemTime,
+}
+
+/// Condition a write or delete must meet, checked atomically with the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// No condition.
+    None,
+    /// `If-None-Match: *`: the key must not exist.
+    Absent,
+    /// `If-Match: *`: the key must exist.
+    Exists,
+    /// `If-Match: "<etag>"`: the key must exist with this tag.
+    Matches(ETag),
+}
+
+/// Result of a successful put.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    /// The stored object.
+    pub meta: ObjectMeta,
+    /// True when the key did not exist before.
+    pub created: bool,
+}
+
+/// Why an upload body ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// It grew past this limit.
+    TooLarge { limit: u64 },
+    /// No bytes arrived for this long.
+    IdleTimeout(std::time::Duration),
+    /// The client's stream failed.
+    Aborted(String),
+}
+
+impl From<BodyError> for Error {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { limit } => Error::PayloadTooLarge { limit },
+            BodyError::IdleTimeout(idle) => Error::BodyTimeout { idle },
+            BodyError::Aborted(reason) => Error::BodyAborted(reason),
+        }
+    }
+}
+
+/// An upload body: chunks until the end, or the first error.
+pub type Body = LocalBoxStream<'static, Result<Bytes, BodyError>>;
+
+/// A download: chunks of the requested range.
+pub type ByteStream = LocalBoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// An opened object: its metadata and a handle on exactly that version's content, so a
+/// concurrent overwrite never mixes two versions into one response.
+pub struct ObjectReader {
+    /// Metadata of the opened version.
+    pub meta: ObjectMeta,
+    /// The content source.
+    pub content: Content,
+}
+
+impl fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an opened object's bytes come from.
+#[derive(Debug)]
+pub enum Content {
+    /// An open file; the content starts at `offset`.
+    File { file: tokio::fs::File, offset: u64 },
+    /// Bytes in memory.
+    Memory(Bytes),
+}
+
+impl ObjectReader {
+    /// Streams `len` bytes starting at `start` (the caller has checked the range).
+    pub async fn stream(self, start: u64, len: u64) -> Result<ByteStream, Error> {
+        use futures_util::StreamExt;
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        match self.content {
+            Content::File { mut file, offset } => {
+                file.seek(std::io::SeekFrom::Start(offset + start))
+                    .await
+                    .map_err(|e| Error::io("seeking an object file", e))?;
+                let reader = file.take(len);
+                Ok(tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).boxed_local())
+            }
+            Content::Memory(bytes) => {
+                let start = usize::try_from(start)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = usize::try_from(len)
+                    .ok()
+                    .and_then(|len| start.checked_add(len))
+                    .unwrap_or(bytes.len())
+                    .min(bytes.len());
+                let slice = bytes.slice(start..end);
+                Ok(futures_util::stream::once(async move { Ok(slice) }).boxed_local())
+            }
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// Objects in key byte order.
+    pub objects: Vec<ObjectMeta>,
+    /// True when more keys follow the last one.
+    pub is_truncated: bool,
+}
+
+/// A place that keeps objects.
+///
+/// Every method is atomic with respect to the others on the same key: a put is all or
+/// nothing and readers see the old version or the new one, never a mix; a condition is
+/// checked and the change made as one step, so of two concurrent `Absent` puts exactly one
+/// succeeds. Once `put` or `delete` returns `Ok`, the change survives a crash.
+#[async_trait(?Send)]
+pub trait Backend: fmt::Debug + Send + Sync {
+    /// Stores `body` under `key` if `condition` holds, else [`Error::PreconditionFailed`]
+    /// and nothing changes. A body error stores nothing.
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        condition: Condition,
+        body: Body,
+    ) -> Result<PutOutcome, Error>;
+
+    /// Opens the current version of `key`, or [`Error::NotFound`].
+    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, Error>;
+
+    /// Removes `key` if `condition` holds. Removing an absent key without a condition
+    /// succeeds (deletes are idempotent).
+    async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), Error>;
+
+    /// Up to `limit` objects whose keys start with `prefix` and sort strictly after
+    /// `after`, in key byte order. Keys written during a walk appear at most once.
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error>;
+
+    /// Whether the backend can currently serve requests (for `/readyz`).
+    async fn is_ready(&self) -> bool;
+}
+
+/// Checks `condition` against the current state of a key (`None` when absent).
+pub(crate) fn check_condition(
+    key: &ObjectKey,
+    condition: Condition,
+    current: Option<ETag>,
+) -> Result<(), Error> {
+    let holds = match (condition, current) {
+        (Condition::None, _) | (Condition::Absent, None) | (Condition::Exists, Some(_)) => true,
+        (Condition::Matches(want), Some(have)) => want == have,
+        (Condition::Absent, Some(_)) | (Condition::Exists | Condition::Matches(_), None) => false,
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(Error::PreconditionFailed {
+            key: key.to_string(),
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! Settings: built-in defaults < TOML file < `STORAGED_*` environment < command-line flags.
+//!
+//! [`Settings::load`] is a pure function of its inputs (the environment is passed in as a
+//! map), so tests build any configuration without touching the process environment.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Deserializer};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Effective configuration of one storaged process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory holding `objects/` and the temporary area `tmp/`.
+    pub data_dir: PathBuf,
+    /// Largest object accepted, e.g. `"5 GiB"` or a number of bytes.
+    pub max_object_size: ByteSize,
+    /// An upload that sends nothing for this long is aborted, e.g. `"30s"`.
+    #[serde(deserialize_with = "duration")]
+    pub body_idle_timeout: Duration,
+    /// fsync every write before acknowledging it. `false` is unsafe: an acknowledged write
+    /// can be lost or torn by a crash. Only for throwaway development data.
+    pub fsync: bool,
+    /// When set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer`.
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret that never appears in logs or `Debug` output.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; only for comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+/// Values given as command-line flags; they win over every other source.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Why the settings could not be loaded; the message names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(String);
+
+impl Settings {
+    /// Loads settings from the built-in defaults, an optional TOML `file`, the `STORAGED_*`
+    /// variables of `env`, and `overrides`, in that order. Unknown keys are an error.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let env: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("STORAGED_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("STORAGED")
+                .source(Some(env.into_iter().collect()))
+                .try_parsing(true),
+        );
+        let builder = builder
+            .set_override_option("listen", overrides.listen.clone())
+            .and_then(|b| {
+                b.set_override_option(
+                    "data_dir",
+                    overrides
+                        .data_dir
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                )
+            })
+            .map_err(|e| SettingsError(e.to_string()))?;
+        let settings: Self = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.max_object_size.as_u64() == 0 {
+            return Err(SettingsError("max_object_size must be above 0".into()));
+        }
+        if self.body_idle_timeout.is_zero() {
+            return Err(SettingsError("body_idle_timeout must be above 0".into()));
+        }
+        if self.auth_token.as_ref().is_some_and(|t| t.0.is_empty()) {
+            return Err(SettingsError(
+                "auth_token must not be empty (leave it unset to disable auth)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    humantime::parse_duration(&raw)
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration {raw:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::load(None, &HashMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8101");
+        assert_eq!(s.data_dir, PathBuf::from("./data/storaged"));
+        assert_eq!(s.max_object_size.as_u64(), 5 * 1024 * 1024 * 1024);
+        assert_eq!(s.body_idle_timeout, Duration::from_secs(30));
+        assert!(s.fsync);
+        assert!(s.auth_token.is_none());
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn layering_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nfsync = false\nmax_object_size = 1024\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&file),
+            &env(&[
+                ("STORAGED_LISTEN", "127.0.0.1:9001"),
+                ("STORAGED_BODY_IDLE_TIMEOUT", "250ms"),
+                ("STORAGED_AUTH_TOKEN", "12345"),
+                ("OTHER_VAR", "ignored"),
+            ]),
+            &Overrides {
+                listen: Some("127.0.0.1:9002".into()),
+                data_dir: Some("/tmp/x".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9002);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert!(!s.fsync);
+        assert_eq!(s.max_object_size.as_u64(), 1024);
+        assert_eq!(s.body_idle_timeout, Duration::from_millis(250));
+        assert_eq!(s.auth_token.as_ref().unwrap().expose(), "12345");
+        assert!(
+            !format!("{s:?}").contains("12345"),
+            "token leaked into Debug"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = Settings::load(
+            None,
+            &env(&[("STORAGED_LISTN", "x")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("listn"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "bogus = 1\n").unwrap();
+        let err = Settings::load(Some(&file), &HashMap::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+
+        for (k, v, needle) in [
+            ("STORAGED_LISTEN", "nonsense", "listen"),
+            ("STORAGED_BODY_IDLE_TIMEOUT", "soon", "soon"),
+            ("STORAGED_FSYNC", "maybe", "fsync"),
+            ("STORAGED_LOG_FORMAT", "xml", "xml"),
+            ("STORAGED_MAX_OBJECT_SIZE", "0", "max_object_size"),
+        ] {
+            let err = Settings::load(None, &env(&[(k, v)]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Settings::load(
+            Some(Path::new("/nonexistent/storaged.toml")),
+            &HashMap::new(),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nonexistent"), "{err}");
+    }
+}

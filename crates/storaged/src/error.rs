@@ -1,0 +1,160 @@
+//! The crate's one error type and its one mapping to HTTP.
+
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use manifest_codec::KeyError;
+
+/// Everything a storaged request can fail with.
+#[derive(thiserror::Error)]
+pub enum Error {
+    // ---- the request is wrong ----
+    /// The key breaks a key rule (design §6).
+    #[error("invalid key: {0}")]
+    InvalidKey(#[from] KeyError),
+    /// A key segment is too long to be stored as a file name once escaped.
+    #[error("invalid key: segment {segment} is {len} bytes once escaped, at most {max} fit in a file name")]
+    SegmentTooLong {
+        segment: usize,
+        len: usize,
+        max: usize,
+    },
+    /// A malformed query parameter, header or continuation token.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Missing or wrong bearer token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// No object under this key.
+    #[error("no object with key {key:?}")]
+    NotFound { key: String },
+    /// `If-Match` / `If-None-Match` did not hold; nothing was changed.
+    #[error("precondition failed for key {key:?}")]
+    PreconditionFailed { key: String },
+    /// The body is, or grew, larger than `max_object_size`; nothing was stored.
+    #[error("object is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    /// The range lies outside the object.
+    #[error("range not satisfiable for an object of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// The client sent no body bytes for too long; the upload was aborted.
+    #[error("request body idle for more than {idle:?}; upload aborted")]
+    BodyTimeout { idle: Duration },
+    /// The client's body stream failed (disconnect, bad chunked encoding).
+    #[error("request body could not be read: {0}")]
+    BodyAborted(String),
+    /// The key's path is blocked by something that is not ours (a planted symlink or file).
+    #[error("key {key:?} cannot be stored: {reason}")]
+    KeyConflict { key: String, reason: &'static str },
+
+    // ---- the server failed ----
+    /// The disk is full or over quota; the previous version, if any, is intact.
+    #[error("insufficient storage")]
+    InsufficientStorage(#[source] std::io::Error),
+    /// Any other I/O failure, with what was being done.
+    #[error("i/o error while {op}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error, recognising a full disk.
+    pub fn io(op: &'static str, source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Self::InsufficientStorage(source)
+            }
+            _ => Self::Io { op, source },
+        }
+    }
+
+    /// The stable machine-readable code in the JSON body, also the `errors_total` label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidKey(_) | Self::SegmentTooLong { .. } => "invalid_key",
+            Self::InvalidRequest(_) | Self::BodyAborted(_) => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound { .. } => "not_found",
+            Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::KeyConflict { .. } => "key_conflict",
+            Self::InsufficientStorage(_) => "insufficient_storage",
+            Self::Io { .. } => "internal",
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        error_chain_fmt(self, f)
+    }
+}
+
+/// Writes an error and every `source()` below it, one "caused by" per line.
+pub fn error_chain_fmt(e: &impl std::error::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{e}")?;
+    let mut current = e.source();
+    while let Some(cause) = current {
+        write!(f, "\n  caused by: {cause}")?;
+        current = cause.source();
+    }
+    Ok(())
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidKey(_)
+            | Self::SegmentTooLong { .. }
+            | Self::InvalidRequest(_)
+            | Self::BodyAborted(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::KeyConflict { .. } => StatusCode::CONFLICT,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = if status.is_server_error() {
+            tracing::error!(error = ?self, code = self.code(), "request failed");
+            // The client gets no internals; the log has the cause chain.
+            match self {
+                Self::InsufficientStorage(_) => {
+                    "insufficient storage: the object was not stored".to_owned()
+                }
+                _ => "internal error; see the server log".to_owned(),
+            }
+        } else {
+            self.to_string()
+        };
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::RangeNotSatisfiable { size } => {
+                response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            Self::BodyTimeout { .. } | Self::PayloadTooLarge { .. } | Self::BodyAborted(_) => {
+                // The rest of the body is never read; the connection cannot be reused.
+                response.insert_header((header::CONNECTION, "close"));
+            }
+            _ => {}
+        }
+        response.json(serde_json::json!({ "error": self.code(), "message": message }))
+    }
+}

@@ -1,0 +1,124 @@
+//! `GET /v1/objects`: sorted, paginated listing.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use manifest_codec::ObjectKey;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::Error;
+
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    prefix: Option<String>,
+    start_after: Option<String>,
+    continuation_token: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListedObject<'a> {
+    key: &'a str,
+    size: u64,
+    etag: String,
+    last_modified: String,
+}
+
+#[derive(Serialize)]
+struct ListResponse<'a> {
+    objects: Vec<ListedObject<'a>>,
+    is_truncated: bool,
+    next_continuation_token: Option<String>,
+}
+
+/// The token is the last key returned, hex-encoded; opaque to clients, checked on return.
+fn encode_token(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(token: &str) -> Result<ObjectKey, Error> {
+    let garbage =
+        || Error::InvalidRequest("continuation_token is not one this server issued".into());
+    if token.len() % 2 != 0 || !token.is_ascii() {
+        return Err(garbage());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| garbage())?;
+    ObjectKey::parse_bytes(&bytes).map_err(|_| garbage())
+}
+
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Error> {
+    state.authorize(&req)?;
+    let query = web::Query::<ListQuery>::from_query(req.query_string())
+        .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?
+        .into_inner();
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(Error::InvalidRequest(format!(
+                    "limit must be an integer in 1..={MAX_LIMIT}, got {raw:?}"
+                )))
+            }
+        },
+    };
+    let prefix = query.prefix.unwrap_or_default();
+    if prefix.len() > manifest_codec::key::MAX_KEY_LEN {
+        return Err(Error::InvalidRequest(
+            "prefix is longer than 1024 bytes".into(),
+        ));
+    }
+    let token = query
+        .continuation_token
+        .as_deref()
+        .map(decode_token)
+        .transpose()?;
+    let after = token
+        .as_ref()
+        .map(ObjectKey::as_str)
+        .or(query.start_after.as_deref());
+    let page = state.backend.list(&prefix, after, limit).await?;
+    let next_continuation_token = page
+        .is_truncated
+        .then(|| page.objects.last().map(|m| encode_token(m.key.as_str())))
+        .flatten();
+    let objects = page
+        .objects
+        .iter()
+        .map(|m| ListedObject {
+            key: m.key.as_str(),
+            size: m.size,
+            etag: m.etag.to_string(),
+            last_modified: humantime::format_rfc3339_micros(m.last_modified).to_string(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ListResponse {
+        objects,
+        is_truncated: page.is_truncated,
+        next_continuation_token,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_rejected() {
+        let key = "a/caf\u{e9}/\u{1f600}";
+        assert_eq!(decode_token(&encode_token(key)).unwrap().as_str(), key);
+        for garbage in ["zz", "abc", "", "2f61", "\u{e9}\u{e9}", "c0af"] {
+            assert!(decode_token(garbage).is_err(), "{garbage:?}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! HTTP adapters: parse the request, call the backend, shape the response. The route
+//! table is [`routes`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use subtle::ConstantTimeEq;
+
+use crate::backend::Backend;
+use crate::config::Secret;
+use crate::metrics::Metrics;
+use crate::Error;
+
+mod body;
+mod conditions;
+mod health;
+mod list;
+mod objects;
+
+/// Shared by every worker.
+#[derive(Debug)]
+pub struct AppState {
+    /// Where objects live.
+    pub backend: Arc<dyn Backend>,
+    /// Largest accepted object.
+    pub max_object_size: u64,
+    /// Upload idle timeout.
+    pub body_idle_timeout: Duration,
+    /// Bearer token required on every route but the probes, if set.
+    pub auth_token: Option<Secret>,
+    /// This instance's metrics.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Checks the bearer token, in constant time, when one is configured.
+    fn authorize(&self, req: &HttpRequest) -> Result<(), Error> {
+        let Some(token) = &self.auth_token else {
+            return Ok(());
+        };
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) => Ok(()),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+}
+
+/// The route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/v1/objects", web::get().to(list::list))
+        .service(
+            web::resource("/v1/objects/{key:.*}")
+                .route(web::put().to(objects::put))
+                .route(web::get().to(objects::get))
+                .route(web::head().to(objects::head))
+                .route(web::delete().to(objects::delete)),
+        );
+}
+
+/// Records request count, latency and error codes for every response.
+pub async fn record_metrics<B: MessageBody>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let status = response.status();
+        let labels = [route.as_str(), method.as_str(), status.as_str()];
+        metrics.requests.with_label_values(&labels).inc();
+        metrics
+            .latency
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(error) = response.response().error() {
+            let kind = error.as_error::<Error>().map_or("other", Error::code);
+            metrics.errors.with_label_values(&[kind]).inc();
+        }
+    }
+    Ok(response)
+}

@@ -1,0 +1,54 @@
+//! storaged binary: flags → settings → logging → serve until SIGTERM/Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use storaged::config::{Overrides, Settings};
+use storaged::startup::Application;
+
+/// A durable object store over HTTP.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides the config file and STORAGED_LISTEN).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory (overrides the config file and STORAGED_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let env = std::env::vars().collect();
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+    };
+    let settings = match Settings::load(args.config.as_deref(), &env, &overrides) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("storaged: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    storaged::telemetry::init(settings.log_format);
+    tracing::info!(?settings, "starting storaged");
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        app.run_until_signalled()
+            .await
+            .map_err(|e| storaged::Error::io("serving", e))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "storaged failed");
+            ExitCode::FAILURE
+        }
+    }
+}

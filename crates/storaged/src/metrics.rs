@@ -1,0 +1,85 @@
+//! Prometheus metrics, registered on a registry owned by one application instance.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// storaged's metrics; cheap to clone (every handle is shared).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route pattern, method and status.
+    pub requests: IntCounterVec,
+    /// Request latency by route pattern, method and status.
+    pub latency: HistogramVec,
+    /// Body bytes received by uploads.
+    pub bytes_in: IntCounter,
+    /// Body bytes sent by downloads.
+    pub bytes_out: IntCounter,
+    /// Latency of each fsync (files and directories).
+    pub fsync_seconds: Histogram,
+    /// Error responses by error code.
+    pub errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric on a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let labels = &["route", "method", "status"];
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "storaged_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            labels,
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "storaged_http_request_duration_seconds",
+                "HTTP request latency by route, method and status",
+            )
+            .buckets(vec![
+                0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                2.5, 5.0, 10.0, 30.0,
+            ]),
+            labels,
+        )?;
+        let bytes_in = IntCounter::new("storaged_bytes_in_total", "Object bytes received")?;
+        let bytes_out = IntCounter::new("storaged_bytes_out_total", "Object bytes sent")?;
+        let fsync_seconds = Histogram::with_opts(
+            HistogramOpts::new("storaged_fsync_duration_seconds", "fsync latency").buckets(vec![
+                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                1.0,
+            ]),
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new("storaged_errors_total", "Error responses by error code"),
+            &["kind"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(bytes_in.clone()))?;
+        registry.register(Box::new(bytes_out.clone()))?;
+        registry.register(Box::new(fsync_seconds.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            bytes_in,
+            bytes_out,
+            fsync_seconds,
+            errors,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,131 @@
+//! Builds and runs the server. `main.rs` and the tests both go through [`Application`].
+
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+
+use crate::backend::LocalFs;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::Error;
+
+/// Seconds in-flight requests get to finish after a shutdown signal.
+const DRAIN_SECONDS: u64 = 10;
+
+/// A bound, ready-to-run storaged.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens the data directory (sweeping temp files, indexing objects) and binds
+    /// `settings.listen`; port 0 picks a free port, see [`Application::port`].
+    pub async fn build(settings: Settings) -> Result<Self, Error> {
+        let metrics = Metrics::new()
+            .map_err(|e| Error::io("registering metrics", std::io::Error::other(e)))?;
+        let (backend, report) = LocalFs::open(
+            &settings.data_dir,
+            settings.fsync,
+            Some(metrics.fsync_seconds.clone()),
+        )
+        .await?;
+        tracing::info!(
+            data_dir = %settings.data_dir.display(),
+            objects = report.objects,
+            swept_temp_files = report.swept,
+            skipped_files = report.skipped,
+            "data directory ready"
+        );
+        if !settings.fsync {
+            tracing::warn!("fsync is off: acknowledged writes can be lost in a crash");
+        }
+        let listener = std::net::TcpListener::bind(settings.listen)
+            .map_err(|e| Error::io("binding the listen address", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?
+            .port();
+        let state = web::Data::new(AppState {
+            backend: Arc::new(backend),
+            max_object_size: settings.max_object_size.as_u64(),
+            body_idle_timeout: settings.body_idle_timeout,
+            auth_token: settings.auth_token.clone(),
+            metrics,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::routes)
+                .wrap(middleware::from_fn(http::record_metrics))
+        })
+        .disable_signals()
+        .shutdown_timeout(DRAIN_SECONDS)
+        .listen(listener)
+        .map_err(|e| Error::io("listening", e))?
+        .run();
+        tracing::info!(port, "listening");
+        Ok(Self { port, server })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server (`stop(true)` drains in-flight requests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until stopped through a [`ServerHandle`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then stops accepting, drains in-flight requests for up
+    /// to 10 s and returns.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received; draining in-flight requests");
+            handle.stop(true).await;
+        });
+        self.server.await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,203 @@
+//! `spawn_app()` and a small typed client.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use awc::http::StatusCode;
+use bytes::Bytes;
+use storaged::config::{Overrides, Settings};
+use storaged::startup::Application;
+
+pub(crate) struct TestApp {
+    pub(crate) port: u16,
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) handle: ServerHandle,
+    pub(crate) client: awc::Client,
+}
+
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: awc::http::header::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not json ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error reply's status and JSON code, returning the message.
+    pub(crate) fn assert_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {:?}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let json = self.json();
+        assert_eq!(json["error"], code, "{json}");
+        json["message"].as_str().unwrap().to_owned()
+    }
+}
+
+pub(crate) fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .finish()
+}
+
+pub(crate) fn test_settings(data_dir: &Path) -> Settings {
+    Settings::load(
+        None,
+        &HashMap::new(),
+        &Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(data_dir.to_path_buf()),
+        },
+    )
+    .unwrap()
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub(crate) async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let root = tempfile::tempdir().unwrap();
+    spawn_in(root, configure).await
+}
+
+/// Starts an app whose data directory is `<root>/data`.
+pub(crate) async fn spawn_in(
+    root: tempfile::TempDir,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings(&root.path().join("data"));
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let port = app.port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        root,
+        handle,
+        client: client(),
+    }
+}
+
+impl TestApp {
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub(crate) fn object_url(&self, encoded_key: &str) -> String {
+        self.url(&format!("/v1/objects/{encoded_key}"))
+    }
+
+    pub(crate) async fn send(&self, req: awc::ClientRequest, body: impl Into<Bytes>) -> Reply {
+        let mut res = req.send_body(body.into()).await.expect("request sent");
+        let body = res.body().limit(1 << 30).await.expect("body read");
+        Reply {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    pub(crate) async fn put(&self, key: &str, body: impl Into<Bytes>) -> Reply {
+        self.send(self.client.put(self.object_url(&encode(key))), body)
+            .await
+    }
+
+    pub(crate) async fn put_with(
+        &self,
+        key: &str,
+        header: (&str, &str),
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        self.send(
+            self.client
+                .put(self.object_url(&encode(key)))
+                .insert_header(header),
+            body,
+        )
+        .await
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Reply {
+        self.send(self.client.get(self.object_url(&encode(key))), Bytes::new())
+            .await
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Reply {
+        self.send(
+            self.client.delete(self.object_url(&encode(key))),
+            Bytes::new(),
+        )
+        .await
+    }
+
+    pub(crate) async fn list(&self, query: &str) -> Reply {
+        self.send(
+            self.client.get(self.url(&format!("/v1/objects?{query}"))),
+            Bytes::new(),
+        )
+        .await
+    }
+
+    pub(crate) async fn stop(self) -> tempfile::TempDir {
+        self.handle.stop(true).await;
+        self.root
+    }
+}
+
+/// Percent-encodes every byte outside unreserved ASCII, keeping `/` as the separator.
+pub(crate) fn encode(key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(key, SET).to_string()
+}
+
+/// Every path under `root`, except those under `except`, with file contents.
+pub(crate) fn snapshot(root: &Path, except: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.starts_with(except) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path.clone());
+                out.push((path, None));
+            } else {
+                out.push((path.clone(), std::fs::read(&path).ok()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Files in the data directory's temporary area.
+pub(crate) fn temp_files(data_dir: &Path) -> usize {
+    std::fs::read_dir(data_dir.join("tmp")).map_or(0, Iterator::count)
+}

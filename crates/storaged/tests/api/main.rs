@@ -1,0 +1,11 @@
+//! storaged integration tests: the real server on port 0 with a temporary data directory,
+//! driven over real HTTP (and, for crash and fault tests, the real binary).
+
+mod auth_metrics;
+mod conditional;
+mod durability;
+mod helpers;
+mod keys;
+mod list;
+mod objects;
+mod process;
