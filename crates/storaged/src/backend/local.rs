@@ -528,12 +528,11 @@ fn scan(objects: &Path, tmp: &Path) -> Result<(BTreeMap<ObjectKey, Entry>, OpenR
                 continue;
             };
             if file_type.is_dir() {
-                match unescape(name) {
-                    Some(segment) => stack.push((path, format!("{prefix}{segment}/"))),
-                    None => {
-                        tracing::warn!(path = %path.display(), "skipping a directory storaged did not create");
-                        report.skipped += 1;
-                    }
+                if let Some(segment) = unescape(name) {
+                    stack.push((path, format!("{prefix}{segment}/")));
+                } else {
+                    tracing::warn!(path = %path.display(), "skipping a directory storaged did not create");
+                    report.skipped += 1;
                 }
                 continue;
             }
