@@ -15,7 +15,7 @@
 //! from disk at start-up) answers existence, conditions and listings.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::keylocks::KeyLocks;
 use super::{
@@ -38,6 +38,8 @@ const HEADER_LEN: usize = 64;
 const MAGIC: &[u8; 8] = b"STGOBJ01";
 const OBJECT_SUFFIX: &str = "%obj";
 const MAX_FILE_NAME: usize = 255;
+/// Objects up to this size are written and read in a single blocking task.
+const SMALL_OBJECT: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -119,7 +121,37 @@ impl LocalFs {
         self.tmp.join(format!("{}-{n}.tmp", std::process::id()))
     }
 
+    /// Streams `body` into a new temporary file at `path` and fsyncs it.
+    ///
+    /// A body that ends within [`SMALL_OBJECT`] bytes is buffered and written, fsynced and
+    /// closed in one blocking task; larger bodies stream through the async file API.
     async fn write_temp(&self, path: &Path, mut body: Body) -> Result<(ETag, u64), Error> {
+        let mut hasher = blake3::Hasher::new();
+        let mut buffered = bytes::BytesMut::new();
+        let mut ended = false;
+        while buffered.len() <= SMALL_OBJECT {
+            match body.next().await {
+                Some(chunk) => buffered.extend_from_slice(&chunk?),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        hasher.update(&buffered);
+        let mut size = buffered.len() as u64;
+        if ended {
+            let etag = ETag::from_hasher(&hasher);
+            let path = path.to_path_buf();
+            let fsync = self.fsync.then(|| self.fsync_seconds.clone());
+            tokio::task::spawn_blocking(move || {
+                write_small(&path, &header(etag, size), &buffered, fsync.as_ref())
+            })
+            .await
+            .map_err(|e| Error::io("writing a temporary file", std::io::Error::other(e)))??;
+            return Ok((etag, size));
+        }
+
         let write_err = |e| Error::io("writing a temporary file", e);
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -128,8 +160,8 @@ impl LocalFs {
             .await
             .map_err(|e| Error::io("creating a temporary file", e))?;
         file.write_all(&[0; HEADER_LEN]).await.map_err(write_err)?;
-        let mut hasher = blake3::Hasher::new();
-        let mut size = 0_u64;
+        file.write_all(&buffered).await.map_err(write_err)?;
+        drop(buffered);
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             hasher.update(&chunk);
@@ -236,42 +268,22 @@ impl Backend for LocalFs {
             return Err(not_found());
         }
         let path = self.object_path(key)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
+        let opened = tokio::task::spawn_blocking(move || open_object(&path))
+            .await
+            .map_err(|e| Error::io("opening an object", std::io::Error::other(e)))?;
+        let opened = match opened {
+            Ok(opened) => opened,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
             Err(e) => return Err(Error::io("opening an object", e)),
         };
-        let mut raw = [0; HEADER_LEN];
-        file.read_exact(&mut raw)
-            .await
-            .map_err(|e| Error::io("reading an object header", e))?;
-        let metadata = file
-            .metadata()
-            .await
-            .map_err(|e| Error::io("reading object metadata", e))?;
-        let (etag, size) = parse_header(&raw, metadata.len()).ok_or_else(|| {
-            Error::io(
-                "reading an object header",
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("bad object header in {}", path.display()),
-                ),
-            )
-        })?;
-        let last_modified = metadata
-            .modified()
-            .map_err(|e| Error::io("reading object metadata", e))?;
         Ok(ObjectReader {
             meta: ObjectMeta {
                 key: key.clone(),
-                size,
-                etag,
-                last_modified,
+                size: opened.size,
+                etag: opened.etag,
+                last_modified: opened.last_modified,
             },
-            content: Content::File {
-                file,
-                offset: HEADER_LEN as u64,
-            },
+            content: opened.content,
         })
     }
 
@@ -343,6 +355,76 @@ impl Backend for LocalFs {
         let dir_ok = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir());
         dir_ok(&self.objects) && dir_ok(&self.tmp)
     }
+}
+
+struct Opened {
+    size: u64,
+    etag: ETag,
+    last_modified: SystemTime,
+    content: Content,
+}
+
+/// Opens an object file and reads its header; a small object's content is read at once,
+/// so serving it costs one blocking task.
+fn open_object(path: &Path) -> std::io::Result<Opened> {
+    let mut file = std::fs::File::open(path)?;
+    let mut raw = [0; HEADER_LEN];
+    file.read_exact(&mut raw)?;
+    let metadata = file.metadata()?;
+    let (etag, size) = parse_header(&raw, metadata.len()).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad object header in {}", path.display()),
+        )
+    })?;
+    let content = if size <= SMALL_OBJECT as u64 {
+        let mut content = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut content)?;
+        if content.len() as u64 != size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("object file {} changed while being read", path.display()),
+            ));
+        }
+        Content::Memory(content.into())
+    } else {
+        Content::File {
+            file: tokio::fs::File::from_std(file),
+            offset: HEADER_LEN as u64,
+        }
+    };
+    Ok(Opened {
+        size,
+        etag,
+        last_modified: metadata.modified()?,
+        content,
+    })
+}
+
+/// Creates `path`, writes header and content, fsyncs it when asked.
+fn write_small(
+    path: &Path,
+    header: &[u8],
+    content: &[u8],
+    fsync: Option<&Option<prometheus::Histogram>>,
+) -> Result<(), Error> {
+    let write_err = |e| Error::io("writing a temporary file", e);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io("creating a temporary file", e))?;
+    file.write_all(header).map_err(write_err)?;
+    file.write_all(content).map_err(write_err)?;
+    if let Some(histogram) = fsync {
+        let started = Instant::now();
+        file.sync_all()
+            .map_err(|e| Error::io("fsyncing a temporary file", e))?;
+        if let Some(h) = histogram {
+            h.observe(started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
 }
 
 fn meta(key: ObjectKey, entry: Entry) -> ObjectMeta {

@@ -37,10 +37,11 @@ struct ListResponse<'a> {
 /// The token is the last key returned, hex-encoded; opaque to clients, checked on return.
 fn encode_token(key: &str) -> String {
     use std::fmt::Write;
-    key.bytes().fold(String::with_capacity(key.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    key.bytes()
+        .fold(String::with_capacity(key.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 fn decode_token(token: &str) -> Result<ObjectKey, Error> {
