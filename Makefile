@@ -27,9 +27,10 @@ lint:
 build:
 	$(CARGO) build --workspace --release --locked
 
-## bench: benchmarks (never part of `make test`)
+## bench: benchmarks (never part of `make test`); storaged's needs wrk and curl
 bench:
 	$(CARGO) bench -p manifest-codec --bench codec --locked
+	bench/storaged.sh
 
 ## venv: a project-local Python with pyarrow, the independent reader of the interop test
 venv: $(VENV_STAMP)
@@ -48,9 +49,10 @@ fuzz:
 	cp crates/manifest-codec/tests/golden/v1/no_objects.parquet crates/manifest-codec/tests/golden/v1/three_objects.parquet crates/manifest-codec/fuzz/corpus/decode/
 	cd crates/manifest-codec && $(CARGO) fuzz run --sanitizer none -O decode fuzz/corpus/decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
 
+## run: start the stack on 127.0.0.1 with data under ./data (catalogd arrives later)
 run:
-	@echo "make run starts storaged and catalogd; neither service exists yet (issues 3 and 4)." >&2
-	@exit 1
+	$(CARGO) build --release --locked -p storaged
+	./target/release/storaged --listen 127.0.0.1:8101 --data-dir ./data/storaged
 
 clean:
 	$(CARGO) clean
