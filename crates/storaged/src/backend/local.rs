@@ -130,13 +130,11 @@ impl LocalFs {
         let mut buffered = bytes::BytesMut::new();
         let mut ended = false;
         while buffered.len() <= SMALL_OBJECT {
-            match body.next().await {
-                Some(chunk) => buffered.extend_from_slice(&chunk?),
-                None => {
-                    ended = true;
-                    break;
-                }
-            }
+            let Some(chunk) = body.next().await else {
+                ended = true;
+                break;
+            };
+            buffered.extend_from_slice(&chunk?);
         }
         hasher.update(&buffered);
         let mut size = buffered.len() as u64;

@@ -97,3 +97,24 @@ async fn eight_concurrent_1mib_writers_leave_one_whole_body() {
         stored.header("etag").unwrap()
     );
 }
+
+#[actix_web::test]
+async fn directory_cleanup_never_races_a_put_into_the_same_directory() {
+    let app = spawn_app().await;
+    for round in 0..100 {
+        app.put("cleanup/dir/a", "a").await;
+        let (deleted, put) = futures_util::future::join(
+            app.delete("cleanup/dir/a"),
+            app.put(&format!("cleanup/dir/b{round}"), "b"),
+        )
+        .await;
+        assert_eq!(deleted.status, 204);
+        assert_eq!(put.status, 201, "round {round}: {:?}", put.body);
+        assert_eq!(app.get(&format!("cleanup/dir/b{round}")).await.status, 200);
+        assert_eq!(
+            app.delete(&format!("cleanup/dir/b{round}")).await.status,
+            204
+        );
+    }
+    assert!(!app.data_dir().join("objects/cleanup").try_exists().unwrap());
+}
