@@ -128,6 +128,7 @@ pub fn encode(manifest: &Manifest) -> Result<Bytes, EncodeError> {
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_dictionary_enabled(false)
+        .set_offset_index_disabled(true)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             FORMAT_VERSION_KEY.to_owned(),
             FORMAT_VERSION.to_owned(),
