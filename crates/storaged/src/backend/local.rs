@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -29,8 +28,8 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::keylocks::KeyLocks;
 use super::{
-    check_condition, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta, ObjectReader,
-    PutOutcome,
+    check_condition, page_of, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta,
+    ObjectReader, PutOutcome,
 };
 use crate::Error;
 
@@ -331,22 +330,9 @@ impl Backend for LocalFs {
             .index
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
-        let mut objects: Vec<ObjectMeta> = index
-            .range::<str, _>((start, Bound::Unbounded))
-            .take_while(|(k, _)| k.as_str().starts_with(prefix))
-            .take(limit + 1)
-            .map(|(k, e)| meta(k.clone(), *e))
-            .collect();
-        let is_truncated = objects.len() > limit;
-        objects.truncate(limit);
-        Ok(ListPage {
-            objects,
-            is_truncated,
-        })
+        Ok(page_of(&index, prefix, after, limit, |k, e| {
+            meta(k.clone(), *e)
+        }))
     }
 
     async fn is_ready(&self) -> bool {

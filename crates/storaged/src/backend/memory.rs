@@ -1,7 +1,6 @@
 //! In-memory backend: the test fake. Same contract as [`super::LocalFs`], no durability.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::RwLock;
 use std::time::SystemTime;
 
@@ -11,8 +10,8 @@ use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
 
 use super::{
-    check_condition, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta, ObjectReader,
-    PutOutcome,
+    check_condition, page_of, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta,
+    ObjectReader, PutOutcome,
 };
 use crate::Error;
 
@@ -106,22 +105,9 @@ impl Backend for Memory {
         limit: usize,
     ) -> Result<ListPage, Error> {
         let objects = self.read();
-        let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
-        let mut page: Vec<ObjectMeta> = objects
-            .range::<str, _>((start, Bound::Unbounded))
-            .take_while(|(k, _)| k.as_str().starts_with(prefix))
-            .take(limit + 1)
-            .map(|(_, (meta, _))| meta.clone())
-            .collect();
-        let is_truncated = page.len() > limit;
-        page.truncate(limit);
-        Ok(ListPage {
-            objects: page,
-            is_truncated,
-        })
+        Ok(page_of(&objects, prefix, after, limit, |_, (meta, _)| {
+            meta.clone()
+        }))
     }
 
     async fn is_ready(&self) -> bool {

@@ -245,6 +245,34 @@ pub trait Backend: fmt::Debug + Send + Sync {
     async fn is_ready(&self) -> bool;
 }
 
+/// One page of `map` in key order: keys with `prefix`, strictly after `after`, at most
+/// `limit`; shared by the backends that keep a sorted map.
+pub(crate) fn page_of<V>(
+    map: &std::collections::BTreeMap<ObjectKey, V>,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    meta: impl Fn(&ObjectKey, &V) -> ObjectMeta,
+) -> ListPage {
+    use std::ops::Bound;
+    let start = match after {
+        Some(after) if after >= prefix => Bound::Excluded(after),
+        _ => Bound::Included(prefix),
+    };
+    let mut objects: Vec<ObjectMeta> = map
+        .range::<str, _>((start, Bound::Unbounded))
+        .take_while(|(k, _)| k.as_str().starts_with(prefix))
+        .take(limit + 1)
+        .map(|(k, v)| meta(k, v))
+        .collect();
+    let is_truncated = objects.len() > limit;
+    objects.truncate(limit);
+    ListPage {
+        objects,
+        is_truncated,
+    }
+}
+
 /// Checks `condition` against the current state of a key (`None` when absent).
 pub(crate) fn check_condition(
     key: &ObjectKey,
