@@ -26,12 +26,12 @@ use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::keylocks::KeyLocks;
 use super::{
     check_condition, page_of, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta,
     ObjectReader, PutOutcome,
 };
 use crate::Error;
+use keylock::KeyLocks;
 
 const HEADER_LEN: usize = 64;
 const MAGIC: &[u8; 8] = b"STGOBJ01";
@@ -55,7 +55,7 @@ pub struct LocalFs {
     fsync: bool,
     fsync_seconds: Option<prometheus::Histogram>,
     index: RwLock<BTreeMap<ObjectKey, Entry>>,
-    locks: KeyLocks,
+    locks: KeyLocks<ObjectKey>,
     /// Puts hold it shared from creating directories to the rename; deletes hold it
     /// exclusively while removing empty directories, so a delete never removes a
     /// directory a put is about to rename into.
@@ -198,7 +198,7 @@ impl LocalFs {
         etag: ETag,
         size: u64,
     ) -> Result<PutOutcome, Error> {
-        let _key = self.locks.lock(key.as_str()).await;
+        let _key = self.locks.lock(key).await;
         let previous = self.current(key);
         check_condition(key, condition, previous.map(|e| e.etag))?;
         let last_modified = {
@@ -286,7 +286,7 @@ impl Backend for LocalFs {
 
     async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
         let path = self.object_path(key)?;
-        let _key = self.locks.lock(key.as_str()).await;
+        let _key = self.locks.lock(key).await;
         let current = self.current(key);
         check_condition(key, condition, current.map(|e| e.etag))?;
         if current.is_none() {

@@ -16,7 +16,6 @@ use crate::Error;
 
 #[cfg(test)]
 pub mod conformance;
-mod keylocks;
 mod local;
 mod memory;
 
