@@ -1,0 +1,325 @@
+//! The catalog: an in-memory index of manifests, kept in step with the store by the
+//! register contract (design §3, "ADR-020").
+//!
+//! - **One writer per name**: lookup, fingerprint check, write and publish for one name run
+//!   under that name's lock; different names never wait for each other.
+//! - **Persist, then publish**: a candidate manifest is written with `If-None-Match: *`
+//!   (create) or `If-Match: <etag>` (update); only after the store acknowledged it does the
+//!   index change. A failed write leaves memory exactly as it was.
+//! - **Unknown outcomes**: when the store may or may not have written, the name is marked
+//!   stale and re-read from the store before the next write trusts memory.
+//! - **No aliasing**: readers get `Arc<Manifest>` snapshots that nothing mutates.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use keylock::KeyLocks;
+use manifest_codec::{dataset_id, DatasetName, Manifest, ObjectRef, SchemaFingerprint, Timestamp};
+
+use crate::store::{ManifestStore, StoreError, StoredManifest, WriteCondition};
+
+#[cfg(test)]
+mod tests;
+
+/// How often a write is retried after losing a race (412) before giving up with 503.
+const MAX_ATTEMPTS: usize = 8;
+
+/// The source of "now"; a seam so tests can move time backwards.
+pub trait Clock: fmt::Debug + Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A register call, already parsed into valid newtypes.
+#[derive(Debug, Clone)]
+pub struct RegisterRequest {
+    /// The dataset's name.
+    pub name: DatasetName,
+    /// Fixed at creation; another one is a conflict.
+    pub schema_fingerprint: SchemaFingerprint,
+    /// The data objects; replaces the previous list.
+    pub objects: Vec<ObjectRef>,
+    /// Optional row count.
+    pub row_count: Option<i64>,
+}
+
+impl RegisterRequest {
+    /// Checks the rules the newtypes cannot: no object in the reserved `_catalog/` prefix,
+    /// no key twice, no negative size or row count.
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        let mut seen = HashSet::with_capacity(self.objects.len());
+        for (i, object) in self.objects.iter().enumerate() {
+            if object.key.is_catalog_reserved() {
+                return Err(CatalogError::Invalid(format!(
+                    "objects[{i}].key {:?} is in the reserved _catalog/ prefix",
+                    object.key.as_str()
+                )));
+            }
+            if object.size < 0 {
+                return Err(CatalogError::Invalid(format!(
+                    "objects[{i}].size is negative"
+                )));
+            }
+            if !seen.insert(object.key.as_str()) {
+                return Err(CatalogError::Invalid(format!(
+                    "objects[{i}].key {:?} appears more than once",
+                    object.key.as_str()
+                )));
+            }
+        }
+        if self.row_count.is_some_and(|r| r < 0) {
+            return Err(CatalogError::Invalid("row_count is negative".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The result of a successful register.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// True when the dataset existed before (an update, HTTP 200).
+    pub existing: bool,
+    /// The manifest now stored and published.
+    pub manifest: Arc<Manifest>,
+}
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The request breaks a rule; nothing changed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The name exists with another schema fingerprint; nothing changed.
+    #[error("dataset {name} exists with schema fingerprint {existing:?}, not {requested:?}")]
+    FingerprintConflict {
+        name: String,
+        existing: String,
+        requested: String,
+    },
+    /// No dataset of that name.
+    #[error("no dataset named {name}")]
+    NotFound { name: String },
+    /// The store failed or its outcome is unknown; memory is unchanged.
+    #[error("storage unavailable")]
+    Storage(#[source] StoreError),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    manifest: Arc<Manifest>,
+    etag: String,
+}
+
+impl From<StoredManifest> for Entry {
+    fn from(stored: StoredManifest) -> Self {
+        Self {
+            manifest: Arc::new(stored.manifest),
+            etag: stored.etag,
+        }
+    }
+}
+
+/// The dataset catalog over a [`ManifestStore`].
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn ManifestStore>,
+    index: RwLock<BTreeMap<DatasetName, Entry>>,
+    stale: Mutex<HashSet<DatasetName>>,
+    writers: KeyLocks<DatasetName>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Catalog {
+    /// An empty catalog over `store`.
+    pub fn new(store: Arc<dyn ManifestStore>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            index: RwLock::default(),
+            stale: Mutex::default(),
+            writers: KeyLocks::default(),
+            clock,
+        }
+    }
+
+    /// The published manifest of `name`.
+    pub fn get(&self, name: &DatasetName) -> Option<Arc<Manifest>> {
+        self.read_index().get(name).map(|e| e.manifest.clone())
+    }
+
+    /// Number of datasets in the index.
+    pub fn len(&self) -> usize {
+        self.read_index().len()
+    }
+
+    /// True when the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Creates or updates `request.name` per the register contract.
+    pub async fn register(&self, request: RegisterRequest) -> Result<Registered, CatalogError> {
+        request.validate()?;
+        let name = request.name.clone();
+        let _writer = self.writers.lock(&name).await;
+        let mut current = self.current_for_write(&name).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let (candidate, condition) = match &current {
+                None => (self.created(&request), WriteCondition::Absent),
+                Some(entry) => (
+                    self.updated(&entry.manifest, &request)?,
+                    WriteCondition::Matches(entry.etag.clone()),
+                ),
+            };
+            match self.store.put(&candidate, condition).await {
+                Ok(etag) => {
+                    let manifest = Arc::new(candidate);
+                    self.publish(
+                        &name,
+                        Some(Entry {
+                            manifest: manifest.clone(),
+                            etag,
+                        }),
+                    );
+                    return Ok(Registered {
+                        existing: current.is_some(),
+                        manifest,
+                    });
+                }
+                Err(StoreError::PreconditionFailed) => {
+                    current = self.reload(&name).await?;
+                }
+                Err(e) => return Err(self.failed(&name, e)),
+            }
+        }
+        Err(CatalogError::Storage(StoreError::Unavailable(format!(
+            "gave up on {name} after {MAX_ATTEMPTS} conflicting concurrent writes"
+        ))))
+    }
+
+    /// Removes `name`: the manifest object goes first, then the index entry.
+    pub async fn delete(&self, name: &DatasetName) -> Result<(), CatalogError> {
+        let _writer = self.writers.lock(name).await;
+        let mut current = self.current_for_write(name).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(entry) = &current else {
+                return Err(CatalogError::NotFound {
+                    name: name.to_string(),
+                });
+            };
+            match self.store.delete(name, &entry.etag).await {
+                Ok(()) => {
+                    self.publish(name, None);
+                    return Ok(());
+                }
+                Err(StoreError::PreconditionFailed) => current = self.reload(name).await?,
+                Err(e) => return Err(self.failed(name, e)),
+            }
+        }
+        Err(CatalogError::Storage(StoreError::Unavailable(format!(
+            "gave up deleting {name} after {MAX_ATTEMPTS} conflicting concurrent writes"
+        ))))
+    }
+
+    fn created(&self, request: &RegisterRequest) -> Manifest {
+        let now = self.clock.now();
+        Manifest {
+            dataset_id: dataset_id(&request.name),
+            name: request.name.clone(),
+            schema_fingerprint: request.schema_fingerprint.clone(),
+            version: 1,
+            objects: request.objects.clone(),
+            row_count: request.row_count,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn updated(
+        &self,
+        current: &Manifest,
+        request: &RegisterRequest,
+    ) -> Result<Manifest, CatalogError> {
+        if current.schema_fingerprint != request.schema_fingerprint {
+            return Err(CatalogError::FingerprintConflict {
+                name: request.name.to_string(),
+                existing: current.schema_fingerprint.to_string(),
+                requested: request.schema_fingerprint.to_string(),
+            });
+        }
+        let version = current.version.checked_add(1).ok_or_else(|| {
+            CatalogError::Invalid(format!("dataset {} is at the last version", request.name))
+        })?;
+        Ok(Manifest {
+            version,
+            objects: request.objects.clone(),
+            row_count: request.row_count,
+            updated_at: self.clock.now().max(current.updated_at),
+            ..current.clone()
+        })
+    }
+
+    /// The entry a writer may trust: re-read from the store when an earlier outcome was
+    /// unknown.
+    async fn current_for_write(&self, name: &DatasetName) -> Result<Option<Entry>, CatalogError> {
+        let stale = self
+            .stale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name);
+        if stale {
+            let entry = self.reload(name).await?;
+            self.stale
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name);
+            return Ok(entry);
+        }
+        Ok(self.read_index().get(name).cloned())
+    }
+
+    /// Reads `name` from the store and publishes what is there.
+    async fn reload(&self, name: &DatasetName) -> Result<Option<Entry>, CatalogError> {
+        match self.store.get(name).await {
+            Ok(stored) => {
+                let entry = stored.map(Entry::from);
+                self.publish(name, entry.clone());
+                Ok(entry)
+            }
+            Err(e) => Err(self.failed(name, e)),
+        }
+    }
+
+    fn failed(&self, name: &DatasetName, error: StoreError) -> CatalogError {
+        if !error.is_certainly_not_written() {
+            tracing::warn!(dataset = %name, error = %error, "storage outcome unknown; will re-read before the next write");
+            self.stale
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.clone());
+        }
+        CatalogError::Storage(error)
+    }
+
+    fn publish(&self, name: &DatasetName, entry: Option<Entry>) {
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        match entry {
+            Some(entry) => index.insert(name.clone(), entry),
+            None => index.remove(name),
+        };
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<DatasetName, Entry>> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,317 @@
+//! The register contract against the in-memory store with injected faults.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use manifest_codec::{DatasetName, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp};
+
+use super::{Catalog, CatalogError, Clock, RegisterRequest, SystemClock};
+use crate::store::{Fault, ManifestStore, MemoryStore};
+
+fn name(n: &str) -> DatasetName {
+    DatasetName::parse(n).unwrap()
+}
+
+fn request(n: &str, fingerprint: &str, keys: &[&str]) -> RegisterRequest {
+    RegisterRequest {
+        name: name(n),
+        schema_fingerprint: SchemaFingerprint::parse(fingerprint).unwrap(),
+        objects: keys
+            .iter()
+            .map(|k| ObjectRef {
+                key: ObjectKey::parse(k).unwrap(),
+                size: 10,
+            })
+            .collect(),
+        row_count: Some(5),
+    }
+}
+
+fn catalog() -> (Catalog, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    (Catalog::new(store.clone(), Arc::new(SystemClock)), store)
+}
+
+#[tokio::test]
+async fn create_update_conflict() {
+    let (catalog, store) = catalog();
+    let created = catalog
+        .register(request("orders", "fp1", &["a"]))
+        .await
+        .unwrap();
+    assert!(!created.existing);
+    assert_eq!(created.manifest.version, 1);
+    assert_eq!(
+        created.manifest.dataset_id.to_string(),
+        "1f2906ae-f562-564c-aa86-f487c2afa750"
+    );
+    assert_eq!(created.manifest.created_at, created.manifest.updated_at);
+
+    let updated = catalog
+        .register(request("orders", "fp1", &["b", "c"]))
+        .await
+        .unwrap();
+    assert!(updated.existing);
+    assert_eq!(updated.manifest.version, 2);
+    assert_eq!(updated.manifest.dataset_id, created.manifest.dataset_id);
+    assert_eq!(updated.manifest.created_at, created.manifest.created_at);
+    assert!(updated.manifest.updated_at >= created.manifest.updated_at);
+    assert_eq!(updated.manifest.objects.len(), 2);
+
+    let conflict = catalog
+        .register(request("orders", "fp2", &["x"]))
+        .await
+        .unwrap_err();
+    match conflict {
+        CatalogError::FingerprintConflict {
+            existing,
+            requested,
+            ..
+        } => assert_eq!((existing.as_str(), requested.as_str()), ("fp1", "fp2")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(catalog.get(&name("orders")).unwrap(), updated.manifest);
+    let stored = store.get(&name("orders")).await.unwrap().unwrap();
+    assert_eq!(stored.manifest, *updated.manifest);
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_requests_change_nothing() {
+    let (catalog, store) = catalog();
+    for bad in [
+        request("a", "fp", &["_catalog/manifests/a.parquet"]),
+        request("a", "fp", &["_catalog"]),
+        request("a", "fp", &["x", "y", "x"]),
+    ] {
+        assert!(matches!(
+            catalog.register(bad).await,
+            Err(CatalogError::Invalid(_))
+        ));
+    }
+    let mut negative = request("a", "fp", &[]);
+    negative.row_count = Some(-1);
+    assert!(matches!(
+        catalog.register(negative).await,
+        Err(CatalogError::Invalid(_))
+    ));
+    assert!(catalog.is_empty());
+    assert_eq!(store.puts(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_write_changes_nothing() {
+    let (catalog, store) = catalog();
+    store.inject(Fault::Fail);
+    let err = catalog
+        .register(request("a", "fp", &["k1"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::Storage(_)));
+    assert!(catalog.get(&name("a")).is_none());
+    assert!(store.is_empty());
+
+    let v1 = catalog
+        .register(request("a", "fp", &["k1"]))
+        .await
+        .unwrap()
+        .manifest;
+    store.inject(Fault::Fail);
+    catalog
+        .register(request("a", "fp", &["k2"]))
+        .await
+        .unwrap_err();
+    assert_eq!(catalog.get(&name("a")).unwrap(), v1);
+    assert_eq!(store.get(&name("a")).await.unwrap().unwrap().manifest, *v1);
+    let v2 = catalog
+        .register(request("a", "fp", &["k2"]))
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(v2.version, 2);
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_re_read_before_the_next_write() {
+    let (catalog, store) = catalog();
+    catalog.register(request("a", "fp", &["k1"])).await.unwrap();
+    // The write happened but the answer was lost.
+    store.inject(Fault::UnknownWritten);
+    catalog
+        .register(request("a", "fp", &["k2"]))
+        .await
+        .unwrap_err();
+    let next = catalog.register(request("a", "fp", &["k3"])).await.unwrap();
+    assert_eq!(next.manifest.version, 3, "the lost write (v2) was re-read");
+    // The write did not happen.
+    store.inject(Fault::UnknownNotWritten);
+    catalog
+        .register(request("a", "fp", &["k4"]))
+        .await
+        .unwrap_err();
+    let next = catalog.register(request("a", "fp", &["k5"])).await.unwrap();
+    assert_eq!(next.manifest.version, 4);
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn a_phantom_writer_is_re_read_and_the_write_retried() {
+    let (catalog, store) = catalog();
+    catalog.register(request("a", "fp", &["k1"])).await.unwrap();
+    store.inject(Fault::PhantomWriter);
+    let r = catalog
+        .register(request("a", "fp", &["mine"]))
+        .await
+        .unwrap();
+    assert!(r.existing);
+    assert_eq!(r.manifest.version, 3, "v2 was the phantom's");
+    assert_eq!(r.manifest.objects[0].key.as_str(), "mine");
+    assert_eq!(
+        store.get(&name("a")).await.unwrap().unwrap().manifest,
+        *r.manifest
+    );
+}
+
+#[tokio::test]
+async fn many_concurrent_registers_of_one_name_get_every_version_once() {
+    let (catalog, store) = catalog();
+    let tasks = (0..64).map(|t| {
+        let catalog = &catalog;
+        async move {
+            let mut versions = Vec::new();
+            for i in 0..10 {
+                let r = catalog
+                    .register(request("hot", "fp", &[&format!("t{t}/r{i}")]))
+                    .await
+                    .unwrap();
+                versions.push((r.manifest.version, r.existing));
+            }
+            versions
+        }
+    });
+    let all: Vec<(i64, bool)> = futures_util::future::join_all(tasks).await.concat();
+    let mut versions: Vec<i64> = all.iter().map(|(v, _)| *v).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=640).collect::<Vec<_>>());
+    assert_eq!(all.iter().filter(|(_, existing)| !existing).count(), 1);
+    assert_eq!(store.len(), 1);
+    assert_eq!(catalog.get(&name("hot")).unwrap().version, 640);
+}
+
+#[tokio::test]
+async fn mixed_fingerprints_one_winner_and_it_never_flips() {
+    let (catalog, store) = catalog();
+    let tasks = (0..32).map(|t| {
+        let catalog = &catalog;
+        async move {
+            let fp = if t % 2 == 0 { "even" } else { "odd" };
+            (fp, catalog.register(request("contested", fp, &["k"])).await)
+        }
+    });
+    let results = futures_util::future::join_all(tasks).await;
+    let winner = catalog
+        .get(&name("contested"))
+        .unwrap()
+        .schema_fingerprint
+        .to_string();
+    for (fp, result) in &results {
+        if *fp == winner {
+            assert!(result.is_ok());
+        } else {
+            assert!(
+                matches!(result, Err(CatalogError::FingerprintConflict { .. })),
+                "{result:?}"
+            );
+        }
+    }
+    let stored = store
+        .get(&name("contested"))
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest;
+    assert_eq!(stored.schema_fingerprint.as_str(), winner);
+    assert_eq!(stored.version, 16);
+}
+
+#[derive(Debug)]
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.0.load(Ordering::SeqCst)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_clock_going_backwards_never_decreases_updated_at() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000_000)));
+    let catalog = Catalog::new(store, clock.clone());
+    let v1 = catalog
+        .register(request("a", "fp", &[]))
+        .await
+        .unwrap()
+        .manifest;
+    clock.0.store(500_000_000, Ordering::SeqCst);
+    let v2 = catalog
+        .register(request("a", "fp", &[]))
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(v2.updated_at, v1.updated_at);
+    assert_eq!(v2.created_at, v1.created_at);
+    clock.0.store(2_000_000_000, Ordering::SeqCst);
+    let v3 = catalog
+        .register(request("a", "fp", &[]))
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(v3.updated_at.as_micros(), 2_000_000_000);
+}
+
+#[tokio::test]
+async fn a_store_hanging_on_one_name_does_not_block_others() {
+    let (catalog, store) = catalog();
+    store.hang(&name("frozen"));
+    let frozen = catalog.register(request("frozen", "fp", &[]));
+    let others = async {
+        for i in 0..20 {
+            let r = tokio::time::timeout(
+                Duration::from_secs(1),
+                catalog.register(request(&format!("free{i}"), "fp", &[])),
+            )
+            .await
+            .expect("another name waited for the frozen one");
+            r.unwrap();
+        }
+    };
+    tokio::select! {
+        _ = frozen => panic!("the frozen register returned"),
+        () = others => {}
+    }
+    assert_eq!(catalog.len(), 20);
+}
+
+#[tokio::test]
+async fn delete_then_register_starts_again_at_version_one() {
+    let (catalog, store) = catalog();
+    let first = catalog
+        .register(request("a", "fp1", &[]))
+        .await
+        .unwrap()
+        .manifest;
+    catalog.register(request("a", "fp1", &[])).await.unwrap();
+    catalog.delete(&name("a")).await.unwrap();
+    assert!(catalog.get(&name("a")).is_none());
+    assert!(store.is_empty());
+    assert!(matches!(
+        catalog.delete(&name("a")).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let again = catalog.register(request("a", "fp2", &[])).await.unwrap();
+    assert!(!again.existing);
+    assert_eq!(again.manifest.version, 1);
+    assert_eq!(again.manifest.dataset_id, first.dataset_id);
+}

@@ -1,0 +1,80 @@
+//! The storage seam: where manifests are persisted (storaged in production).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use manifest_codec::{DatasetName, Manifest};
+
+mod memory;
+
+pub use memory::{Fault, MemoryStore};
+
+/// A manifest as stored, with the entity tag that conditional writes refer to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// The decoded manifest.
+    pub manifest: Manifest,
+    /// The store's entity tag of that version.
+    pub etag: String,
+}
+
+/// What a write requires of the current state, checked atomically by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// `If-None-Match: *`: the name has no manifest.
+    Absent,
+    /// `If-Match: <etag>`: the manifest is still this version.
+    Matches(String),
+}
+
+/// Why a store call failed, and whether the write may still have happened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The condition did not hold: another writer got there first. Nothing was written.
+    #[error("precondition failed: another writer changed the manifest")]
+    PreconditionFailed,
+    /// The store refused or failed before writing (connection refused, 5xx answer).
+    /// Nothing was written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The outcome is unknown (timeout after sending, reset mid-response): the write may
+    /// or may not have happened.
+    #[error("storage outcome unknown: {0}")]
+    Unknown(String),
+    /// A stored manifest could not be decoded.
+    #[error("manifest {key} cannot be decoded")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: manifest_codec::DecodeError,
+    },
+}
+
+impl StoreError {
+    /// True when the failed call certainly changed nothing in the store; false when it may
+    /// have (the caller must then re-read before trusting its cache).
+    pub fn is_certainly_not_written(&self) -> bool {
+        match self {
+            Self::PreconditionFailed | Self::Unavailable(_) | Self::Corrupt { .. } => true,
+            Self::Unknown(_) => false,
+        }
+    }
+}
+
+/// Persists manifests, one per dataset name.
+#[async_trait(?Send)]
+pub trait ManifestStore: fmt::Debug {
+    /// The stored manifest of `name`, if any.
+    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError>;
+
+    /// Writes `manifest` if `condition` holds; returns the new entity tag. Atomic: on
+    /// [`StoreError::PreconditionFailed`] nothing changed.
+    async fn put(
+        &self,
+        manifest: &Manifest,
+        condition: WriteCondition,
+    ) -> Result<String, StoreError>;
+
+    /// Removes the manifest of `name` if it is still version `etag`.
+    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError>;
+}
