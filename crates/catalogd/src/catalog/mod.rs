@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use keylock::KeyLocks;
@@ -130,25 +131,47 @@ impl From<StoredManifest> for Entry {
     }
 }
 
-/// The dataset catalog over a [`ManifestStore`].
+/// What every handle of one catalog shares: the index, the per-name writer locks, the
+/// names whose stored state is unknown, and the clock.
 #[derive(Debug)]
-pub struct Catalog {
-    store: Arc<dyn ManifestStore>,
+struct Shared {
     index: RwLock<BTreeMap<DatasetName, Entry>>,
     stale: Mutex<HashSet<DatasetName>>,
     writers: KeyLocks<DatasetName>,
     clock: Arc<dyn Clock>,
 }
 
+/// A handle on the dataset catalog.
+///
+/// The state is shared by every handle of one catalog (one per process); the store is per
+/// handle, because the storaged client is not `Send` and lives on one worker thread. Get a
+/// handle for another worker with [`Catalog::with_store`].
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    shared: Arc<Shared>,
+    store: Rc<dyn ManifestStore>,
+}
+
 impl Catalog {
     /// An empty catalog over `store`.
-    pub fn new(store: Arc<dyn ManifestStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Rc<dyn ManifestStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
+            shared: Arc::new(Shared {
+                index: RwLock::default(),
+                stale: Mutex::default(),
+                writers: KeyLocks::default(),
+                clock,
+            }),
             store,
-            index: RwLock::default(),
-            stale: Mutex::default(),
-            writers: KeyLocks::default(),
-            clock,
+        }
+    }
+
+    /// Another handle on the same catalog, writing through `store`.
+    #[must_use]
+    pub fn with_store(&self, store: Rc<dyn ManifestStore>) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            store,
         }
     }
 
@@ -171,7 +194,7 @@ impl Catalog {
     pub async fn register(&self, request: RegisterRequest) -> Result<Registered, CatalogError> {
         request.validate()?;
         let name = request.name.clone();
-        let _writer = self.writers.lock(&name).await;
+        let _writer = self.shared.writers.lock(&name).await;
         let mut current = self.current_for_write(&name).await?;
         for _ in 0..MAX_ATTEMPTS {
             let (candidate, condition) = match &current {
@@ -209,7 +232,7 @@ impl Catalog {
 
     /// Removes `name`: the manifest object goes first, then the index entry.
     pub async fn delete(&self, name: &DatasetName) -> Result<(), CatalogError> {
-        let _writer = self.writers.lock(name).await;
+        let _writer = self.shared.writers.lock(name).await;
         let mut current = self.current_for_write(name).await?;
         for _ in 0..MAX_ATTEMPTS {
             let Some(entry) = &current else {
@@ -232,7 +255,7 @@ impl Catalog {
     }
 
     fn created(&self, request: &RegisterRequest) -> Manifest {
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         Manifest {
             dataset_id: dataset_id(&request.name),
             name: request.name.clone(),
@@ -264,7 +287,7 @@ impl Catalog {
             version,
             objects: request.objects.clone(),
             row_count: request.row_count,
-            updated_at: self.clock.now().max(current.updated_at),
+            updated_at: self.shared.clock.now().max(current.updated_at),
             ..current.clone()
         })
     }
@@ -273,13 +296,15 @@ impl Catalog {
     /// unknown.
     async fn current_for_write(&self, name: &DatasetName) -> Result<Option<Entry>, CatalogError> {
         let stale = self
+            .shared
             .stale
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(name);
         if stale {
             let entry = self.reload(name).await?;
-            self.stale
+            self.shared
+                .stale
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(name);
@@ -303,7 +328,8 @@ impl Catalog {
     fn failed(&self, name: &DatasetName, error: StoreError) -> CatalogError {
         if !error.is_certainly_not_written() {
             tracing::warn!(dataset = %name, error = %error, "storage outcome unknown; will re-read before the next write");
-            self.stale
+            self.shared
+                .stale
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(name.clone());
@@ -312,7 +338,11 @@ impl Catalog {
     }
 
     fn publish(&self, name: &DatasetName, entry: Option<Entry>) {
-        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        let mut index = self
+            .shared
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         match entry {
             Some(entry) => index.insert(name.clone(), entry),
             None => index.remove(name),
@@ -320,6 +350,9 @@ impl Catalog {
     }
 
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<DatasetName, Entry>> {
-        self.index.read().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -1,5 +1,6 @@
 //! The register contract against the in-memory store with injected faults.
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +29,8 @@ fn request(n: &str, fingerprint: &str, keys: &[&str]) -> RegisterRequest {
     }
 }
 
-fn catalog() -> (Catalog, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::new());
+fn catalog() -> (Catalog, Rc<MemoryStore>) {
+    let store = Rc::new(MemoryStore::new());
     (Catalog::new(store.clone(), Arc::new(SystemClock)), store)
 }
 
@@ -246,7 +247,7 @@ impl Clock for ManualClock {
 
 #[tokio::test]
 async fn a_clock_going_backwards_never_decreases_updated_at() {
-    let store = Arc::new(MemoryStore::new());
+    let store = Rc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000_000)));
     let catalog = Catalog::new(store, clock.clone());
     let v1 = catalog
@@ -314,4 +315,18 @@ async fn delete_then_register_starts_again_at_version_one() {
     assert!(!again.existing);
     assert_eq!(again.manifest.version, 1);
     assert_eq!(again.manifest.dataset_id, first.dataset_id);
+}
+
+#[tokio::test]
+async fn handles_share_the_index_and_the_writer_locks() {
+    let (first, store) = catalog();
+    let second = first.with_store(store.clone());
+    let a = first.register(request("shared", "fp", &[]));
+    let b = second.register(request("shared", "fp", &[]));
+    let (a, b) = futures_util::future::join(a, b).await;
+    let mut versions = [a.unwrap().manifest.version, b.unwrap().manifest.version];
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2]);
+    assert_eq!(second.get(&name("shared")).unwrap().version, 2);
+    assert_eq!(first.len(), second.len());
 }

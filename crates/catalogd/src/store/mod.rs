@@ -5,8 +5,10 @@ use std::fmt;
 use async_trait::async_trait;
 use manifest_codec::{DatasetName, Manifest};
 
+mod http;
 mod memory;
 
+pub use http::HttpManifestStore;
 pub use memory::{Fault, MemoryStore};
 
 /// A manifest as stored, with the entity tag that conditional writes refer to.

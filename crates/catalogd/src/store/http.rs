@@ -1,0 +1,177 @@
+//! [`ManifestStore`] over storaged's HTTP API (awc).
+//!
+//! Every call has a deadline. Failures are classified by what they prove: a refused
+//! connection, a 4xx or a 507 means nothing was written; a timeout, a broken connection or
+//! a 500 (storaged can fail after the rename, while fsyncing the directory) means the
+//! outcome is unknown.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use awc::error::SendRequestError;
+use awc::http::{header, StatusCode};
+use manifest_codec::{manifest_key, DatasetName, Manifest};
+
+use super::{ManifestStore, StoreError, StoredManifest, WriteCondition};
+
+/// Largest manifest accepted from storaged (a 100,000-object manifest is a few MiB).
+const MAX_MANIFEST_BYTES: usize = 256 * 1024 * 1024;
+
+/// storaged as a manifest store.
+#[derive(Clone)]
+pub struct HttpManifestStore {
+    client: awc::Client,
+    base: String,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpManifestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpManifestStore")
+            .field("base", &self.base)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Outcome {
+    NotWritten(String),
+    Unknown(String),
+}
+
+impl From<Outcome> for StoreError {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::NotWritten(m) => StoreError::Unavailable(m),
+            Outcome::Unknown(m) => StoreError::Unknown(m),
+        }
+    }
+}
+
+impl HttpManifestStore {
+    /// A client for the storaged at `base` (e.g. `http://127.0.0.1:8101`); every call
+    /// must finish within `timeout`.
+    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Self {
+        let client = awc::Client::builder()
+            .timeout(timeout)
+            .disable_redirects()
+            .finish();
+        Self {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            timeout,
+        }
+    }
+
+    fn url(&self, name: &DatasetName) -> String {
+        // A valid name needs no escaping in a URL path.
+        format!("{}/v1/objects/{}", self.base, manifest_key(name))
+    }
+
+    fn request(&self, method: awc::http::Method, url: &str) -> awc::ClientRequest {
+        let req = self.client.request(method, url);
+        match &self.token {
+            Some(token) => req.insert_header((header::AUTHORIZATION, format!("Bearer {token}"))),
+            None => req,
+        }
+    }
+
+    fn send_error(e: &SendRequestError, writes: bool) -> Outcome {
+        match e {
+            SendRequestError::Connect(_) | SendRequestError::Url(_) => {
+                Outcome::NotWritten(format!("cannot reach storaged: {e}"))
+            }
+            _ if !writes => Outcome::NotWritten(format!("storaged read failed: {e}")),
+            _ => Outcome::Unknown(format!("storaged call failed mid-way: {e}")),
+        }
+    }
+
+    fn status_error(status: StatusCode) -> Outcome {
+        let message = format!("storaged answered {status}");
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            Outcome::Unknown(message)
+        } else {
+            Outcome::NotWritten(message)
+        }
+    }
+}
+
+fn etag_of(res: &awc::ClientResponse<impl Sized>) -> Result<String, StoreError> {
+    res.headers()
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Unknown("storaged answered without an ETag".into()))
+}
+
+#[async_trait(?Send)]
+impl ManifestStore for HttpManifestStore {
+    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
+        let mut res = self
+            .request(awc::http::Method::GET, &self.url(name))
+            .send()
+            .await
+            .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
+        match res.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => {
+                return Err(StoreError::Unavailable(format!(
+                    "storaged answered {status}"
+                )))
+            }
+        }
+        let etag = etag_of(&res)?;
+        let body = tokio::time::timeout(self.timeout, res.body().limit(MAX_MANIFEST_BYTES))
+            .await
+            .map_err(|_| StoreError::Unavailable("reading a manifest timed out".into()))?
+            .map_err(|e| StoreError::Unavailable(format!("reading a manifest failed: {e}")))?;
+        let manifest = manifest_codec::decode(&body).map_err(|source| StoreError::Corrupt {
+            key: manifest_key(name).to_string(),
+            source,
+        })?;
+        Ok(Some(StoredManifest { manifest, etag }))
+    }
+
+    async fn put(
+        &self,
+        manifest: &Manifest,
+        condition: WriteCondition,
+    ) -> Result<String, StoreError> {
+        let body = manifest_codec::encode(manifest)
+            .map_err(|e| StoreError::Unavailable(format!("cannot encode the manifest: {e}")))?;
+        let req = self.request(awc::http::Method::PUT, &self.url(&manifest.name));
+        let req = match &condition {
+            WriteCondition::Absent => req.insert_header((header::IF_NONE_MATCH, "*")),
+            WriteCondition::Matches(etag) => req.insert_header((header::IF_MATCH, etag.as_str())),
+        };
+        let mut res = req
+            .send_body(body)
+            .await
+            .map_err(|e| StoreError::from(Self::send_error(&e, true)))?;
+        // Drain the small JSON body so the pooled connection can be reused.
+        let _ = tokio::time::timeout(self.timeout, res.body().limit(64 * 1024)).await;
+        match res.status() {
+            StatusCode::OK | StatusCode::CREATED => etag_of(&res),
+            StatusCode::PRECONDITION_FAILED => Err(StoreError::PreconditionFailed),
+            status => Err(Self::status_error(status).into()),
+        }
+    }
+
+    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {
+        let mut res = self
+            .request(awc::http::Method::DELETE, &self.url(name))
+            .insert_header((header::IF_MATCH, etag))
+            .send()
+            .await
+            .map_err(|e| StoreError::from(Self::send_error(&e, true)))?;
+        let _ = tokio::time::timeout(self.timeout, res.body().limit(64 * 1024)).await;
+        match res.status() {
+            StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::PRECONDITION_FAILED => Err(StoreError::PreconditionFailed),
+            status => Err(Self::status_error(status).into()),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! One conformance suite for every `ManifestStore`, and the register contract over a real
+//! storaged (in-process, port 0): two catalogs sharing one storaged stand in for two
+//! catalogd processes.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use catalogd::catalog::{Catalog, CatalogError, RegisterRequest, SystemClock};
+use catalogd::store::{HttpManifestStore, ManifestStore, MemoryStore, StoreError, WriteCondition};
+use manifest_codec::{dataset_id, DatasetName, Manifest, SchemaFingerprint, Timestamp};
+
+fn name(n: &str) -> DatasetName {
+    DatasetName::parse(n).unwrap()
+}
+
+fn manifest(n: &str, version: i64) -> Manifest {
+    let name = name(n);
+    Manifest {
+        dataset_id: dataset_id(&name),
+        name,
+        schema_fingerprint: SchemaFingerprint::parse("fp").unwrap(),
+        version,
+        objects: vec![],
+        row_count: None,
+        created_at: Timestamp::from_micros(1).unwrap(),
+        updated_at: Timestamp::from_micros(2).unwrap(),
+    }
+}
+
+async fn conformance(store: &dyn ManifestStore) {
+    assert!(store.get(&name("conf.a")).await.unwrap().is_none());
+    let e1 = store
+        .put(&manifest("conf.a", 1), WriteCondition::Absent)
+        .await
+        .unwrap();
+    let err = store
+        .put(&manifest("conf.a", 1), WriteCondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::PreconditionFailed), "{err:?}");
+    let stored = store.get(&name("conf.a")).await.unwrap().unwrap();
+    assert_eq!(stored.manifest, manifest("conf.a", 1));
+    assert_eq!(stored.etag, e1);
+    let e2 = store
+        .put(&manifest("conf.a", 2), WriteCondition::Matches(e1.clone()))
+        .await
+        .unwrap();
+    assert_ne!(e1, e2);
+    let err = store
+        .put(&manifest("conf.a", 3), WriteCondition::Matches(e1.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::PreconditionFailed));
+    assert_eq!(
+        store
+            .get(&name("conf.a"))
+            .await
+            .unwrap()
+            .unwrap()
+            .manifest
+            .version,
+        2
+    );
+    let err = store.delete(&name("conf.a"), &e1).await.unwrap_err();
+    assert!(matches!(err, StoreError::PreconditionFailed));
+    store.delete(&name("conf.a"), &e2).await.unwrap();
+    assert!(store.get(&name("conf.a")).await.unwrap().is_none());
+}
+
+async fn storaged() -> (u16, actix_web::dev::ServerHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = storaged::config::Settings::load(
+        None,
+        &std::collections::HashMap::new(),
+        &storaged::config::Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.path().join("data")),
+        },
+    )
+    .unwrap();
+    let app = storaged::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let (port, handle) = (app.port(), app.handle());
+    actix_web::rt::spawn(app.run_until_stopped());
+    (port, handle, dir)
+}
+
+fn http_store(port: u16) -> HttpManifestStore {
+    HttpManifestStore::new(
+        &format!("http://127.0.0.1:{port}"),
+        None,
+        Duration::from_secs(5),
+    )
+}
+
+#[actix_web::test]
+async fn memory_store_conforms() {
+    conformance(&MemoryStore::new()).await;
+}
+
+#[actix_web::test]
+async fn http_store_conforms() {
+    let (port, _handle, _dir) = storaged().await;
+    conformance(&http_store(port)).await;
+}
+
+#[actix_web::test]
+async fn a_corrupt_manifest_is_reported_with_its_key() {
+    let (port, _handle, _dir) = storaged().await;
+    let mut res = awc::Client::default()
+        .put(format!(
+            "http://127.0.0.1:{port}/v1/objects/_catalog/manifests/bad.parquet"
+        ))
+        .send_body("not parquet")
+        .await
+        .unwrap();
+    let _ = res.body().await;
+    let err = http_store(port).get(&name("bad")).await.unwrap_err();
+    match err {
+        StoreError::Corrupt { key, .. } => assert_eq!(key, "_catalog/manifests/bad.parquet"),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn work(catalog: &Catalog, names: &[String]) -> Vec<catalogd::catalog::Registered> {
+    let jobs = names
+        .iter()
+        .flat_map(|n| (0..5).map(move |_| n.clone()))
+        .map(|n| async move { catalog.register(request(&n, "fp")).await.unwrap() });
+    futures_util::future::join_all(jobs).await
+}
+
+fn request(n: &str, fp: &str) -> RegisterRequest {
+    RegisterRequest {
+        name: name(n),
+        schema_fingerprint: SchemaFingerprint::parse(fp).unwrap(),
+        objects: vec![],
+        row_count: Some(1),
+    }
+}
+
+#[actix_web::test]
+async fn two_catalogs_on_one_storaged_never_both_create_or_lose_an_update() {
+    let (port, _handle, _dir) = storaged().await;
+    let a = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
+    let b = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
+    let names: Vec<String> = (0..10).map(|i| format!("shared.d{i}")).collect();
+    let (ra, rb) = futures_util::future::join(work(&a, &names), work(&b, &names)).await;
+    for n in &names {
+        let outcomes: Vec<_> = ra
+            .iter()
+            .chain(rb.iter())
+            .filter(|r| r.manifest.name.as_str() == n)
+            .collect();
+        assert_eq!(
+            outcomes.iter().filter(|r| !r.existing).count(),
+            1,
+            "{n}: more than one create"
+        );
+        let mut versions: Vec<i64> = outcomes.iter().map(|r| r.manifest.version).collect();
+        versions.sort_unstable();
+        assert_eq!(
+            versions,
+            (1..=10).collect::<Vec<_>>(),
+            "{n}: duplicate or lost version"
+        );
+    }
+    // A conflicting fingerprint from the other process is still a conflict.
+    let err = b.register(request("shared.d0", "other")).await.unwrap_err();
+    assert!(matches!(err, CatalogError::FingerprintConflict { .. }));
+}
+
+#[actix_web::test]
+async fn a_stopped_storaged_is_a_timely_storage_error_and_memory_stays() {
+    let (port, handle, _dir) = storaged().await;
+    let catalog = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
+    let v1 = catalog
+        .register(request("down.a", "fp"))
+        .await
+        .unwrap()
+        .manifest;
+    handle.stop(true).await;
+    let started = Instant::now();
+    let err = catalog.register(request("down.a", "fp")).await.unwrap_err();
+    assert!(matches!(err, CatalogError::Storage(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(catalog.get(&name("down.a")).unwrap(), v1);
+}
