@@ -192,3 +192,40 @@ async fn a_stopped_storaged_is_a_timely_storage_error_and_memory_stays() {
     );
     assert_eq!(catalog.get(&name("down.a")).unwrap(), v1);
 }
+
+#[actix_web::test]
+async fn a_thousand_datasets_survive_a_rebuild_from_storaged() {
+    let (port, _handle, _dir) = storaged().await;
+    let first = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
+    let names: Vec<String> = (0..1000).map(|i| format!("many.d{i:04}")).collect();
+    futures_util::future::join_all(names.iter().map(|n| first.register(request(n, "fp"))))
+        .await
+        .into_iter()
+        .for_each(|r| assert!(r.is_ok()));
+    let second = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
+    assert_eq!(second.rehydrate().await.unwrap(), 1000);
+    for n in &names {
+        assert_eq!(second.get(&name(n)), first.get(&name(n)), "{n}");
+    }
+}
+
+#[actix_web::test]
+async fn a_foreign_key_under_the_manifest_prefix_stops_rehydration() {
+    let (port, _handle, _dir) = storaged().await;
+    let mut res = awc::Client::default()
+        .put(format!(
+            "http://127.0.0.1:{port}/v1/objects/_catalog/manifests/Upper.parquet"
+        ))
+        .send_body("x")
+        .await
+        .unwrap();
+    let _ = res.body().await;
+    let catalog = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
+    let err = catalog.rehydrate().await.unwrap_err();
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(
+        source.contains("_catalog/manifests/Upper.parquet"),
+        "{source}"
+    );
+    assert!(catalog.is_empty());
+}

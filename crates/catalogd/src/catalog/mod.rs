@@ -23,6 +23,9 @@ use crate::store::{ManifestStore, StoreError, StoredManifest, WriteCondition};
 #[cfg(test)]
 mod tests;
 
+/// Manifests fetched at once during rehydration.
+const REHYDRATE_PARALLELISM: usize = 32;
+
 /// How often a write is retried after losing a race (412) before giving up with 503.
 const MAX_ATTEMPTS: usize = 8;
 
@@ -188,6 +191,44 @@ impl Catalog {
     /// True when the index is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Rebuilds the index from the store: lists every manifest (all pages), fetches and
+    /// decodes them with bounded parallelism, and only then swaps the finished index in at
+    /// once. Any manifest that cannot be fetched or decoded fails the whole rebuild with an
+    /// error naming its key, and the index is left as it was. Writes nothing to the store.
+    /// Returns the number of datasets loaded.
+    pub async fn rehydrate(&self) -> Result<usize, CatalogError> {
+        use futures_util::{StreamExt, TryStreamExt};
+
+        let names = self
+            .store
+            .list_names()
+            .await
+            .map_err(CatalogError::Storage)?;
+        let store = &self.store;
+        let entries: Vec<(DatasetName, Entry)> = futures_util::stream::iter(names)
+            .map(|name| async move {
+                match store.get(&name).await {
+                    Ok(Some(stored)) => Ok(Some((name, Entry::from(stored)))),
+                    // Deleted between the listing and the fetch.
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(REHYDRATE_PARALLELISM)
+            .try_filter_map(|entry| async move { Ok(entry) })
+            .try_collect()
+            .await
+            .map_err(CatalogError::Storage)?;
+        let index: BTreeMap<DatasetName, Entry> = entries.into_iter().collect();
+        let count = index.len();
+        *self
+            .shared
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = index;
+        Ok(count)
     }
 
     /// Creates or updates `request.name` per the register contract.

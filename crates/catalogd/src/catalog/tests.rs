@@ -330,3 +330,48 @@ async fn handles_share_the_index_and_the_writer_locks() {
     assert_eq!(second.get(&name("shared")).unwrap().version, 2);
     assert_eq!(first.len(), second.len());
 }
+
+#[tokio::test]
+async fn rehydration_rebuilds_the_same_index() {
+    let (catalog, store) = catalog();
+    for i in 0..100 {
+        catalog
+            .register(request(&format!("ds{i:03}"), "fp", &["k"]))
+            .await
+            .unwrap();
+    }
+    catalog
+        .register(request("ds000", "fp", &["k2"]))
+        .await
+        .unwrap();
+    let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
+    assert_eq!(restarted.rehydrate().await.unwrap(), 100);
+    for i in 0..100 {
+        let n = name(&format!("ds{i:03}"));
+        assert_eq!(restarted.get(&n), catalog.get(&n));
+    }
+    assert_eq!(restarted.get(&name("ds000")).unwrap().version, 2);
+    // The rebuilt catalog continues the version sequence.
+    let next = restarted
+        .register(request("ds000", "fp", &[]))
+        .await
+        .unwrap();
+    assert_eq!(next.manifest.version, 3);
+}
+
+#[tokio::test]
+async fn a_corrupt_manifest_fails_rehydration_naming_it_and_changes_nothing() {
+    let (catalog, store) = catalog();
+    catalog.register(request("good", "fp", &[])).await.unwrap();
+    store.insert_raw(&name("broken"), "garbage");
+    let puts_before = store.puts();
+    let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
+    let err = restarted.rehydrate().await.unwrap_err();
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(
+        chain.contains("_catalog/manifests/broken.parquet"),
+        "{chain}"
+    );
+    assert!(restarted.is_empty(), "half-loaded index");
+    assert_eq!(store.puts(), puts_before, "rehydration wrote to the store");
+}

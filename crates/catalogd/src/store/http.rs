@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use awc::error::SendRequestError;
 use awc::http::{header, StatusCode};
-use manifest_codec::{manifest_key, DatasetName, Manifest};
+use manifest_codec::manifest::MANIFEST_PREFIX;
+use manifest_codec::{manifest_key, name_from_manifest_key, DatasetName, Manifest};
+use serde::Deserialize;
 
 use super::{ManifestStore, StoreError, StoredManifest, WriteCondition};
 
@@ -98,6 +100,17 @@ impl HttpManifestStore {
     }
 }
 
+#[derive(Deserialize)]
+struct ListPage {
+    objects: Vec<ListedObject>,
+    next_continuation_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListedObject {
+    key: String,
+}
+
 fn etag_of(res: &awc::ClientResponse<impl Sized>) -> Result<String, StoreError> {
     res.headers()
         .get(header::ETAG)
@@ -157,6 +170,52 @@ impl ManifestStore for HttpManifestStore {
             StatusCode::OK | StatusCode::CREATED => etag_of(&res),
             StatusCode::PRECONDITION_FAILED => Err(StoreError::PreconditionFailed),
             status => Err(Self::status_error(status).into()),
+        }
+    }
+
+    async fn list_names(&self) -> Result<Vec<DatasetName>, StoreError> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/v1/objects?prefix={}&limit=10000",
+                self.base,
+                percent_encoding::utf8_percent_encode(
+                    MANIFEST_PREFIX,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            );
+            if let Some(token) = &token {
+                url.push_str("&continuation_token=");
+                url.push_str(token);
+            }
+            let mut res = self
+                .request(awc::http::Method::GET, &url)
+                .send()
+                .await
+                .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
+            if res.status() != StatusCode::OK {
+                return Err(StoreError::Unavailable(format!(
+                    "listing manifests: storaged answered {}",
+                    res.status()
+                )));
+            }
+            let page: ListPage =
+                tokio::time::timeout(self.timeout, res.json().limit(64 * 1024 * 1024))
+                    .await
+                    .map_err(|_| StoreError::Unavailable("listing manifests timed out".into()))?
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!("listing manifests failed: {e}"))
+                    })?;
+            for object in page.objects {
+                let name = name_from_manifest_key(&object.key)
+                    .ok_or(StoreError::NotAManifestKey { key: object.key })?;
+                names.push(name);
+            }
+            match page.next_continuation_token {
+                Some(next) => token = Some(next),
+                None => return Ok(names),
+            }
         }
     }
 

@@ -56,6 +56,15 @@ impl MemoryStore {
             .insert(name.clone());
     }
 
+    /// Stores raw bytes as `name`'s manifest (to plant a corrupt one).
+    pub fn insert_raw(&self, name: &DatasetName, bytes: impl Into<Bytes>) {
+        let etag = self.etag();
+        self.objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone(), (bytes.into(), etag));
+    }
+
     /// Number of stored manifest objects.
     pub fn len(&self) -> usize {
         self.objects
@@ -165,6 +174,18 @@ impl ManifestStore for MemoryStore {
                 Err(StoreError::PreconditionFailed)
             }
         }
+    }
+
+    async fn list_names(&self) -> Result<Vec<DatasetName>, StoreError> {
+        let mut names: Vec<DatasetName> = self
+            .objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {

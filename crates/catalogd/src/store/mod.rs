@@ -43,6 +43,9 @@ pub enum StoreError {
     /// or may not have happened.
     #[error("storage outcome unknown: {0}")]
     Unknown(String),
+    /// An object under the manifest prefix whose key is not `<valid name>.parquet`.
+    #[error("{key} is not a manifest key (expected _catalog/manifests/<name>.parquet)")]
+    NotAManifestKey { key: String },
     /// A stored manifest could not be decoded.
     #[error("manifest {key} cannot be decoded")]
     Corrupt {
@@ -57,7 +60,10 @@ impl StoreError {
     /// have (the caller must then re-read before trusting its cache).
     pub fn is_certainly_not_written(&self) -> bool {
         match self {
-            Self::PreconditionFailed | Self::Unavailable(_) | Self::Corrupt { .. } => true,
+            Self::PreconditionFailed
+            | Self::Unavailable(_)
+            | Self::NotAManifestKey { .. }
+            | Self::Corrupt { .. } => true,
             Self::Unknown(_) => false,
         }
     }
@@ -79,4 +85,8 @@ pub trait ManifestStore: fmt::Debug {
 
     /// Removes the manifest of `name` if it is still version `etag`.
     async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError>;
+
+    /// The names of every stored manifest, walking every page of the listing. A key under
+    /// the manifest prefix that is not a manifest key is an error naming it.
+    async fn list_names(&self) -> Result<Vec<DatasetName>, StoreError>;
 }
