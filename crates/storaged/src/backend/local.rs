@@ -61,6 +61,9 @@ pub struct LocalFs {
     /// directory a put is about to rename into.
     dirs: tokio::sync::RwLock<()>,
     tmp_counter: AtomicU64,
+    /// Holds an exclusive lock on `<data_dir>/LOCK` for the life of the store: a second
+    /// storaged on the same directory would break per-key atomicity and the index.
+    _owner: std::fs::File,
 }
 
 /// What start-up found on disk.
@@ -84,6 +87,7 @@ impl LocalFs {
     ) -> Result<(Self, OpenReport), Error> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
+        let owner = lock_data_dir(data_dir)?;
         let (index, report) = {
             let (objects, tmp) = (objects.clone(), tmp.clone());
             tokio::task::spawn_blocking(move || scan(&objects, &tmp))
@@ -96,6 +100,7 @@ impl LocalFs {
             fsync,
             fsync_seconds,
             index: RwLock::new(index),
+            _owner: owner,
             locks: KeyLocks::default(),
             dirs: tokio::sync::RwLock::new(()),
             tmp_counter: AtomicU64::new(0),
@@ -411,6 +416,29 @@ fn write_small(
     Ok(())
 }
 
+/// Creates `data_dir` if needed and takes its exclusive lock, or fails naming the
+/// directory when another process holds it.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, Error> {
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join("LOCK"))
+        .map_err(|e| Error::io("opening the data directory lock", e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::io(
+            "locking the data directory",
+            std::io::Error::other(format!(
+                "{} is in use by another storaged process",
+                data_dir.display()
+            )),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking the data directory", e)),
+    }
+}
+
 fn meta(key: ObjectKey, entry: Entry) -> ObjectMeta {
     ObjectMeta {
         key,
@@ -686,6 +714,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = LocalFs::open(dir.path(), false, None).await.unwrap();
         super::super::conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_has_one_owner_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = LocalFs::open(dir.path(), true, None).await.unwrap();
+        let err = LocalFs::open(dir.path(), true, None).await.unwrap_err();
+        assert!(
+            format!("{err:?}").contains("in use by another storaged"),
+            "{err:?}"
+        );
+        drop(first);
+        LocalFs::open(dir.path(), true, None).await.unwrap();
     }
 
     #[tokio::test]

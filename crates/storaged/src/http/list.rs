@@ -47,7 +47,7 @@ fn encode_token(key: &str) -> String {
 fn decode_token(token: &str) -> Result<ObjectKey, Error> {
     let garbage =
         || Error::InvalidRequest("continuation_token is not one this server issued".into());
-    if token.len() % 2 != 0 || !token.is_ascii() {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
         return Err(garbage());
     }
     let bytes = (0..token.len())

@@ -157,9 +157,20 @@ impl TestApp {
         .await
     }
 
+    /// Stops the server and waits until it has released the data directory's lock, so a
+    /// new app can be started on the same directory.
     pub(crate) async fn stop(self) -> tempfile::TempDir {
         self.handle.stop(true).await;
-        self.root
+        let lock = self.data_dir().join("LOCK");
+        for _ in 0..500 {
+            let file = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+            if file.try_lock().is_ok() {
+                return self.root;
+            }
+            drop(file);
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the stopped server still holds {}", lock.display());
     }
 }
 
