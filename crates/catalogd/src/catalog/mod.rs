@@ -21,6 +21,8 @@ use manifest_codec::{dataset_id, DatasetName, Manifest, ObjectRef, SchemaFingerp
 use crate::store::{ManifestStore, StoreError, StoredManifest, WriteCondition};
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
 
 /// Manifests fetched at once during rehydration.
@@ -142,6 +144,9 @@ struct Shared {
     stale: Mutex<HashSet<DatasetName>>,
     writers: KeyLocks<DatasetName>,
     clock: Arc<dyn Clock>,
+    /// A deliberately broken register for the state-machine test to catch.
+    #[cfg(test)]
+    publish_before_persist: bool,
 }
 
 /// A handle on the dataset catalog.
@@ -164,9 +169,21 @@ impl Catalog {
                 stale: Mutex::default(),
                 writers: KeyLocks::default(),
                 clock,
+                #[cfg(test)]
+                publish_before_persist: false,
             }),
             store,
         }
+    }
+
+    /// The same catalog with the broken "publish before persist" register, for tests.
+    #[cfg(test)]
+    fn broken_publish_before_persist(store: Rc<dyn ManifestStore>) -> Self {
+        let mut catalog = Self::new(store, Arc::new(SystemClock));
+        Arc::get_mut(&mut catalog.shared)
+            .expect("fresh catalog")
+            .publish_before_persist = true;
+        catalog
     }
 
     /// Another handle on the same catalog, writing through `store`.
@@ -245,6 +262,16 @@ impl Catalog {
                     WriteCondition::Matches(entry.etag.clone()),
                 ),
             };
+            #[cfg(test)]
+            if self.shared.publish_before_persist {
+                self.publish(
+                    &name,
+                    Some(Entry {
+                        manifest: Arc::new(candidate.clone()),
+                        etag: current.as_ref().map(|e| e.etag.clone()).unwrap_or_default(),
+                    }),
+                );
+            }
             match self.store.put(&candidate, condition).await {
                 Ok(etag) => {
                     let manifest = Arc::new(candidate);
