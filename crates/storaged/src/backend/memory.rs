@@ -40,6 +40,13 @@ impl Memory {
     }
 }
 
+type Objects = BTreeMap<ObjectKey, (ObjectMeta, Bytes)>;
+
+/// Checks `condition` against the stored version of `key`.
+fn check(objects: &Objects, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
+    check_condition(key, condition, objects.get(key).map(|(m, _)| m.etag))
+}
+
 #[async_trait(?Send)]
 impl Backend for Memory {
     async fn put(
@@ -48,11 +55,7 @@ impl Backend for Memory {
         condition: Condition,
         mut body: Body,
     ) -> Result<PutOutcome, Error> {
-        check_condition(
-            key,
-            condition,
-            self.read().get(key.as_str()).map(|(m, _)| m.etag),
-        )?;
+        check(&self.read(), key, condition)?;
         let mut content = BytesMut::new();
         while let Some(chunk) = body.next().await {
             content.extend_from_slice(&chunk?);
@@ -65,11 +68,7 @@ impl Backend for Memory {
             last_modified: SystemTime::now(),
         };
         let mut objects = self.write();
-        check_condition(
-            key,
-            condition,
-            objects.get(key.as_str()).map(|(m, _)| m.etag),
-        )?;
+        check(&objects, key, condition)?;
         let created = objects
             .insert(key.clone(), (meta.clone(), content))
             .is_none();
@@ -89,11 +88,7 @@ impl Backend for Memory {
 
     async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
         let mut objects = self.write();
-        check_condition(
-            key,
-            condition,
-            objects.get(key.as_str()).map(|(m, _)| m.etag),
-        )?;
+        check(&objects, key, condition)?;
         objects.remove(key.as_str());
         Ok(())
     }
