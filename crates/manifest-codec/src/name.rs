@@ -69,6 +69,13 @@ impl fmt::Display for DatasetName {
     }
 }
 
+/// Names order as their text, so a sorted map of names can be searched by `&str`.
+impl std::borrow::Borrow<str> for DatasetName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for DatasetName {
     fn as_ref(&self) -> &str {
         &self.0

@@ -4,14 +4,13 @@
 //! map), so tests build any configuration without touching the process environment.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytesize::ByteSize;
 use config::{Config, Environment, File, FileFormat};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -26,7 +25,7 @@ pub struct Settings {
     /// Largest object accepted, e.g. `"5 GiB"` or a number of bytes.
     pub max_object_size: ByteSize,
     /// An upload that sends nothing for this long is aborted, e.g. `"30s"`.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "service_kit::duration")]
     pub body_idle_timeout: Duration,
     /// fsync every write before acknowledging it. `false` is unsafe: an acknowledged write
     /// can be lost or torn by a crash. Only for throwaway development data.
@@ -38,38 +37,7 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Pretty,
-    /// One JSON object per line.
-    Json,
-}
-
-/// A secret that never appears in logs or `Debug` output.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; only for comparison.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"[redacted]\"")
-    }
-}
+pub use service_kit::{LogFormat, Secret};
 
 /// Values given as command-line flags; they win over every other source.
 #[derive(Debug, Clone, Default)]
@@ -134,19 +102,13 @@ impl Settings {
         if self.body_idle_timeout.is_zero() {
             return Err(SettingsError("body_idle_timeout must be above 0".into()));
         }
-        if self.auth_token.as_ref().is_some_and(|t| t.0.is_empty()) {
+        if self.auth_token.as_ref().is_some_and(Secret::is_empty) {
             return Err(SettingsError(
                 "auth_token must not be empty (leave it unset to disable auth)".into(),
             ));
         }
         Ok(())
     }
-}
-
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let raw = String::deserialize(deserializer)?;
-    humantime::parse_duration(&raw)
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration {raw:?}: {e}")))
 }
 
 #[cfg(test)]

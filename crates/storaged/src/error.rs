@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use manifest_codec::KeyError;
+use service_kit::error_chain_fmt;
 
 /// Everything a storaged request can fail with.
 #[derive(thiserror::Error)]
@@ -95,17 +96,6 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         error_chain_fmt(self, f)
     }
-}
-
-/// Writes an error and every `source()` below it, one "caused by" per line.
-pub fn error_chain_fmt(e: &impl std::error::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    write!(f, "{e}")?;
-    let mut current = e.source();
-    while let Some(cause) = current {
-        write!(f, "\n  caused by: {cause}")?;
-        current = cause.source();
-    }
-    Ok(())
 }
 
 impl ResponseError for Error {

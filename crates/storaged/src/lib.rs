@@ -14,6 +14,5 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod startup;
-pub mod telemetry;
 
 pub use error::Error;

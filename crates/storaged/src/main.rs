@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    storaged::telemetry::init(settings.log_format);
+    service_kit::init_logging(settings.log_format);
     tracing::info!(?settings, "starting storaged");
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;

@@ -40,10 +40,7 @@ impl Metrics {
                 "storaged_http_request_duration_seconds",
                 "HTTP request latency by route, method and status",
             )
-            .buckets(vec![
-                0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                2.5, 5.0, 10.0, 30.0,
-            ]),
+            .buckets(service_kit::LATENCY_BUCKETS.to_vec()),
             labels,
         )?;
         let bytes_in = IntCounter::new("storaged_bytes_in_total", "Object bytes received")?;

@@ -98,7 +98,7 @@ impl Application {
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         actix_web::rt::spawn(async move {
-            wait_for_signal().await;
+            service_kit::shutdown_signal().await;
             tracing::info!("shutdown signal received; draining in-flight requests");
             handle.stop(true).await;
         });
@@ -106,26 +106,4 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

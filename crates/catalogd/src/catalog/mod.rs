@@ -10,13 +10,15 @@
 //!   stale and re-read from the store before the next write trusts memory.
 //! - **No aliasing**: readers get `Arc<Manifest>` snapshots that nothing mutates.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::ops::Bound;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use keylock::KeyLocks;
 use manifest_codec::{dataset_id, DatasetName, Manifest, ObjectRef, SchemaFingerprint, Timestamp};
+use uuid::Uuid;
 
 use crate::store::{ManifestStore, StoreError, StoredManifest, WriteCondition};
 
@@ -136,17 +138,61 @@ impl From<StoredManifest> for Entry {
     }
 }
 
+/// The published manifests, by name (sorted, for listing) and by id.
+#[derive(Debug, Default)]
+struct Index {
+    by_name: BTreeMap<DatasetName, Entry>,
+    by_id: HashMap<Uuid, DatasetName>,
+}
+
+impl Index {
+    fn insert(&mut self, name: &DatasetName, entry: Entry) {
+        self.by_id.insert(entry.manifest.dataset_id, name.clone());
+        self.by_name.insert(name.clone(), entry);
+    }
+
+    fn remove(&mut self, name: &DatasetName) {
+        if let Some(entry) = self.by_name.remove(name) {
+            self.by_id.remove(&entry.manifest.dataset_id);
+        }
+    }
+}
+
+/// One page of [`Catalog::list`].
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Manifests sorted by name.
+    pub datasets: Vec<Arc<Manifest>>,
+    /// True when more names match after the last one returned.
+    pub has_more: bool,
+}
+
 /// What every handle of one catalog shares: the index, the per-name writer locks, the
 /// names whose stored state is unknown, and the clock.
 #[derive(Debug)]
 struct Shared {
-    index: RwLock<BTreeMap<DatasetName, Entry>>,
+    index: RwLock<Index>,
     stale: Mutex<HashSet<DatasetName>>,
     writers: KeyLocks<DatasetName>,
     clock: Arc<dyn Clock>,
     /// A deliberately broken register for the state-machine test to catch.
     #[cfg(test)]
     publish_before_persist: bool,
+}
+
+/// The part of a catalog that is shared between threads; [`CatalogState::attach`] gives
+/// a worker its own [`Catalog`] handle over its own store client.
+#[derive(Debug, Clone)]
+pub struct CatalogState(Arc<Shared>);
+
+impl CatalogState {
+    /// A handle on this catalog writing through `store`.
+    pub fn attach(&self, store: Rc<dyn ManifestStore>) -> Catalog {
+        Catalog {
+            shared: self.0.clone(),
+            store,
+        }
+    }
 }
 
 /// A handle on the dataset catalog.
@@ -195,14 +241,47 @@ impl Catalog {
         }
     }
 
+    /// The thread-safe shared state, to attach other workers' handles to.
+    pub fn state(&self) -> CatalogState {
+        CatalogState(self.shared.clone())
+    }
+
     /// The published manifest of `name`.
     pub fn get(&self, name: &DatasetName) -> Option<Arc<Manifest>> {
-        self.read_index().get(name).map(|e| e.manifest.clone())
+        self.read_index()
+            .by_name
+            .get(name)
+            .map(|e| e.manifest.clone())
+    }
+
+    /// The published manifest whose `dataset_id` is `id`.
+    pub fn get_by_id(&self, id: &Uuid) -> Option<Arc<Manifest>> {
+        let index = self.read_index();
+        let name = index.by_id.get(id)?;
+        index.by_name.get(name).map(|e| e.manifest.clone())
+    }
+
+    /// Up to `limit` manifests whose names start with `prefix` and sort after `after`, in
+    /// name order.
+    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Page {
+        let index = self.read_index();
+        let lower = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut matching = index
+            .by_name
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take_while(|(name, _)| name.as_str().starts_with(prefix))
+            .map(|(_, entry)| entry.manifest.clone());
+        let datasets: Vec<_> = matching.by_ref().take(limit).collect();
+        let has_more = matching.next().is_some();
+        Page { datasets, has_more }
     }
 
     /// Number of datasets in the index.
     pub fn len(&self) -> usize {
-        self.read_index().len()
+        self.read_index().by_name.len()
     }
 
     /// True when the index is empty.
@@ -238,8 +317,11 @@ impl Catalog {
             .try_collect()
             .await
             .map_err(CatalogError::Storage)?;
-        let index: BTreeMap<DatasetName, Entry> = entries.into_iter().collect();
-        let count = index.len();
+        let mut index = Index::default();
+        for (name, entry) in entries {
+            index.insert(&name, entry);
+        }
+        let count = index.by_name.len();
         *self
             .shared
             .index
@@ -378,7 +460,7 @@ impl Catalog {
                 .remove(name);
             return Ok(entry);
         }
-        Ok(self.read_index().get(name).cloned())
+        Ok(self.read_index().by_name.get(name).cloned())
     }
 
     /// Reads `name` from the store and publishes what is there.
@@ -412,12 +494,12 @@ impl Catalog {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         match entry {
-            Some(entry) => index.insert(name.clone(), entry),
+            Some(entry) => index.insert(name, entry),
             None => index.remove(name),
-        };
+        }
     }
 
-    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<DatasetName, Entry>> {
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         self.shared
             .index
             .read()

@@ -90,8 +90,16 @@ impl HttpManifestStore {
         }
     }
 
+    fn status_message(status: StatusCode) -> String {
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            format!("storaged rejected the credentials ({status}); check storaged_token")
+        } else {
+            format!("storaged answered {status}")
+        }
+    }
+
     fn status_error(status: StatusCode) -> Outcome {
-        let message = format!("storaged answered {status}");
+        let message = Self::status_message(status);
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             Outcome::Unknown(message)
         } else {
@@ -122,29 +130,37 @@ fn etag_of(res: &awc::ClientResponse<impl Sized>) -> Result<String, StoreError> 
 #[async_trait(?Send)]
 impl ManifestStore for HttpManifestStore {
     async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
+        let key = manifest_key(name);
         let mut res = self
             .request(awc::http::Method::GET, &self.url(name))
             .send()
             .await
-            .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
+            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?;
         match res.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
             status => {
                 return Err(StoreError::Unavailable(format!(
-                    "storaged answered {status}"
+                    "reading {key}: {}",
+                    Self::status_message(status)
                 )))
             }
         }
         let etag = etag_of(&res)?;
         let body = tokio::time::timeout(self.timeout, res.body().limit(MAX_MANIFEST_BYTES))
             .await
-            .map_err(|_| StoreError::Unavailable("reading a manifest timed out".into()))?
-            .map_err(|e| StoreError::Unavailable(format!("reading a manifest failed: {e}")))?;
+            .map_err(|_| StoreError::Unavailable(format!("reading {key} timed out")))?
+            .map_err(|e| StoreError::Unavailable(format!("reading {key} failed: {e}")))?;
         let manifest = manifest_codec::decode(&body).map_err(|source| StoreError::Corrupt {
-            key: manifest_key(name).to_string(),
+            key: key.to_string(),
             source,
         })?;
+        if manifest.name != *name {
+            return Err(StoreError::NameMismatch {
+                key: key.to_string(),
+                found: manifest.name.to_string(),
+            });
+        }
         Ok(Some(StoredManifest { manifest, etag }))
     }
 
@@ -196,8 +212,8 @@ impl ManifestStore for HttpManifestStore {
                 .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
             if res.status() != StatusCode::OK {
                 return Err(StoreError::Unavailable(format!(
-                    "listing manifests: storaged answered {}",
-                    res.status()
+                    "listing manifests: {}",
+                    Self::status_message(res.status())
                 )));
             }
             let page: ListPage =

@@ -6,9 +6,11 @@ use async_trait::async_trait;
 use manifest_codec::{DatasetName, Manifest};
 
 mod http;
+mod instrumented;
 mod memory;
 
 pub use http::HttpManifestStore;
+pub use instrumented::Instrumented;
 pub use memory::{Fault, MemoryStore};
 
 /// A manifest as stored, with the entity tag that conditional writes refer to.
@@ -46,6 +48,9 @@ pub enum StoreError {
     /// An object under the manifest prefix whose key is not `<valid name>.parquet`.
     #[error("{key} is not a manifest key (expected _catalog/manifests/<name>.parquet)")]
     NotAManifestKey { key: String },
+    /// A stored manifest belongs to another name than its key says.
+    #[error("manifest {key} holds the dataset {found:?}, not the one its key names")]
+    NameMismatch { key: String, found: String },
     /// A stored manifest could not be decoded.
     #[error("manifest {key} cannot be decoded")]
     Corrupt {
@@ -63,8 +68,20 @@ impl StoreError {
             Self::PreconditionFailed
             | Self::Unavailable(_)
             | Self::NotAManifestKey { .. }
+            | Self::NameMismatch { .. }
             | Self::Corrupt { .. } => true,
             Self::Unknown(_) => false,
+        }
+    }
+
+    /// A stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PreconditionFailed => "precondition_failed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unknown(_) => "unknown",
+            Self::NotAManifestKey { .. } => "not_a_manifest_key",
+            Self::NameMismatch { .. } | Self::Corrupt { .. } => "corrupt",
         }
     }
 }

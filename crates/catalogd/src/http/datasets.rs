@@ -1,0 +1,319 @@
+//! `/v1/datasets`: register, look up, list, delete.
+
+use std::fmt::Write as _;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use manifest_codec::{DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{body, AppState};
+use crate::catalog::{CatalogError, RegisterRequest};
+use crate::Error;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// The register body. Unknown fields are refused, so `dataset_id`, `version` and the
+/// timestamps can never be set by a caller.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    name: String,
+    schema_fingerprint: String,
+    objects: Vec<ObjectBody>,
+    #[serde(default)]
+    row_count: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectBody {
+    key: String,
+    size: i64,
+}
+
+impl RegisterBody {
+    fn parse(self) -> Result<RegisterRequest, Error> {
+        let invalid =
+            |field: &str, e: &dyn std::fmt::Display| Error::InvalidRequest(format!("{field}: {e}"));
+        let name = DatasetName::parse(&self.name).map_err(|e| invalid("name", &e))?;
+        let schema_fingerprint = SchemaFingerprint::parse(&self.schema_fingerprint)
+            .map_err(|e| invalid("schema_fingerprint", &e))?;
+        let objects = self
+            .objects
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let key = ObjectKey::parse(&o.key)
+                    .map_err(|e| invalid(&format!("objects[{i}].key"), &e))?;
+                Ok(ObjectRef { key, size: o.size })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(RegisterRequest {
+            name,
+            schema_fingerprint,
+            objects,
+            row_count: self.row_count,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct RegisterResponse<'a> {
+    existing: bool,
+    manifest: &'a Manifest,
+}
+
+/// A strong entity tag for one published manifest. The version changes on every register;
+/// `created_at` tells a re-created dataset (version 1 again) from the deleted one.
+fn etag(manifest: &Manifest) -> String {
+    format!(
+        "\"{}-{}\"",
+        manifest.version,
+        manifest.created_at.as_micros()
+    )
+}
+
+/// True when `If-None-Match` lists `etag` (weak comparison, as RFC 9110 asks) or `*`.
+fn none_match(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+fn name_of(req: &HttpRequest) -> Result<DatasetName, Error> {
+    let raw = req.match_info().get("name").unwrap_or_default();
+    DatasetName::parse(raw).map_err(|e| Error::InvalidRequest(format!("name: {e}")))
+}
+
+fn not_found(name: &DatasetName) -> Error {
+    Error::Catalog(CatalogError::NotFound {
+        name: name.to_string(),
+    })
+}
+
+pub(crate) async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Error> {
+    let result = async {
+        state.ensure_ready()?;
+        let bytes = body::read_json(&req, payload, state.shared.max_body_size).await?;
+        let body: RegisterBody =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    if path == "." {
+                        Error::InvalidRequest(format!("invalid register body: {inner}"))
+                    } else {
+                        Error::InvalidRequest(format!("invalid register body at {path}: {inner}"))
+                    }
+                })?;
+        let request = body.parse()?;
+        Ok::<_, Error>(state.catalog.register(request).await?)
+    }
+    .await;
+    let outcome = match &result {
+        Ok(r) if r.existing => "updated",
+        Ok(_) => "created",
+        Err(Error::Catalog(CatalogError::FingerprintConflict { .. })) => "conflict",
+        Err(Error::Catalog(CatalogError::Storage(_))) => "storage_error",
+        Err(Error::NotReady) => "not_ready",
+        Err(_) => "invalid",
+    };
+    if outcome != "not_ready" {
+        state
+            .shared
+            .metrics
+            .registers
+            .with_label_values(&[outcome])
+            .inc();
+    }
+    let registered = result?;
+    let status = if registered.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(HttpResponse::build(status)
+        .insert_header((header::ETAG, etag(&registered.manifest)))
+        .json(RegisterResponse {
+            existing: registered.existing,
+            manifest: &registered.manifest,
+        }))
+}
+
+fn manifest_response(req: &HttpRequest, manifest: &Manifest) -> HttpResponse {
+    let tag = etag(manifest);
+    if none_match(req, &tag) {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .finish();
+    }
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, tag))
+        .json(manifest)
+}
+
+pub(crate) async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Error> {
+    state.ensure_ready()?;
+    let name = name_of(&req)?;
+    let manifest = state.catalog.get(&name).ok_or_else(|| not_found(&name))?;
+    Ok(manifest_response(&req, &manifest))
+}
+
+pub(crate) async fn by_id(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Error> {
+    state.ensure_ready()?;
+    let raw = req.match_info().get("id").unwrap_or_default();
+    let id = Uuid::try_parse(raw)
+        .map_err(|e| Error::InvalidRequest(format!("dataset_id {raw:?} is not a UUID: {e}")))?;
+    let manifest = state.catalog.get_by_id(&id).ok_or_else(|| {
+        Error::Catalog(CatalogError::NotFound {
+            name: format!("with id {id}"),
+        })
+    })?;
+    Ok(manifest_response(&req, &manifest))
+}
+
+/// The manifest as Parquet: the bytes catalogd stored in storaged (encoding is
+/// deterministic), so any Parquet reader can open it.
+pub(crate) async fn manifest_parquet(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Error> {
+    state.ensure_ready()?;
+    let name = name_of(&req)?;
+    let manifest = state.catalog.get(&name).ok_or_else(|| not_found(&name))?;
+    let tag = etag(&manifest);
+    if none_match(&req, &tag) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag))
+            .finish());
+    }
+    let bytes = manifest_codec::encode(&manifest).map_err(Error::Encode)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/vnd.apache.parquet")
+        .insert_header((header::ETAG, tag))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}.parquet\""),
+        ))
+        .body(bytes))
+}
+
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Error> {
+    state.ensure_ready()?;
+    let name = name_of(&req)?;
+    state.catalog.delete(&name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    prefix: Option<String>,
+    limit: Option<String>,
+    page_token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListResponse<'a> {
+    datasets: Vec<&'a Manifest>,
+    next_page_token: Option<String>,
+}
+
+/// A page token is the last name returned, hex-encoded: opaque to clients, checked on
+/// return.
+fn encode_token(name: &DatasetName) -> String {
+    name.as_str().bytes().fold(
+        String::with_capacity(name.as_str().len() * 2),
+        |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        },
+    )
+}
+
+fn decode_token(token: &str) -> Result<DatasetName, Error> {
+    let garbage = || Error::InvalidRequest("page_token is not one this server issued".into());
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        return Err(garbage());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| garbage())?;
+    let text = String::from_utf8(bytes).map_err(|_| garbage())?;
+    DatasetName::parse(&text).map_err(|_| garbage())
+}
+
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Error> {
+    state.ensure_ready()?;
+    let query = web::Query::<ListQuery>::from_query(req.query_string())
+        .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?
+        .into_inner();
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(Error::InvalidRequest(format!(
+                    "limit must be an integer in 1..={MAX_LIMIT}, got {raw:?}"
+                )))
+            }
+        },
+    };
+    let prefix = query.prefix.unwrap_or_default();
+    if prefix.len() > manifest_codec::name::MAX_NAME_LEN {
+        return Err(Error::InvalidRequest(format!(
+            "prefix is longer than a name can be ({} bytes)",
+            manifest_codec::name::MAX_NAME_LEN
+        )));
+    }
+    let after = query.page_token.as_deref().map(decode_token).transpose()?;
+    let page = state
+        .catalog
+        .list(&prefix, after.as_ref().map(DatasetName::as_str), limit);
+    let next_page_token = page
+        .has_more
+        .then(|| page.datasets.last().map(|m| encode_token(&m.name)))
+        .flatten();
+    Ok(HttpResponse::Ok().json(ListResponse {
+        datasets: page.datasets.iter().map(AsRef::as_ref).collect(),
+        next_page_token,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let name = DatasetName::parse("sales.orders_2024").unwrap();
+        assert_eq!(decode_token(&encode_token(&name)).unwrap(), name);
+        for garbage in ["", "0", "zz", "4142", "c3", "2e2e"] {
+            assert!(decode_token(garbage).is_err(), "{garbage}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! HTTP adapters: parse the request, call the catalog, shape the response. The route
+//! table is [`routes`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::web;
+
+use crate::catalog::Catalog;
+use crate::metrics::Metrics;
+use crate::Error;
+
+mod body;
+mod datasets;
+mod health;
+
+/// What every worker shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// Set once the index has been rebuilt from storaged.
+    pub ready: AtomicBool,
+    /// Largest register body accepted.
+    pub max_body_size: u64,
+    /// This instance's metrics.
+    pub metrics: Metrics,
+}
+
+/// One worker's state: its catalog handle (with its own storaged client) and the shared
+/// part.
+#[derive(Debug)]
+pub struct AppState {
+    /// This worker's handle on the catalog.
+    pub catalog: Catalog,
+    /// Shared by every worker.
+    pub shared: Arc<Shared>,
+}
+
+impl AppState {
+    /// Refuses API calls until the index is complete: serving a partial index would
+    /// answer 404 for datasets that exist, and a register could race the rebuild.
+    fn ensure_ready(&self) -> Result<(), Error> {
+        if self.shared.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::NotReady)
+        }
+    }
+}
+
+/// The route table. `manifest.parquet` comes before `by-id/{id}` so that a dataset named
+/// `by-id` still has its manifest route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::resource("/v1/datasets")
+                .route(web::post().to(datasets::register))
+                .route(web::get().to(datasets::list)),
+        )
+        .route(
+            "/v1/datasets/{name}/manifest.parquet",
+            web::get().to(datasets::manifest_parquet),
+        )
+        .route("/v1/datasets/by-id/{id}", web::get().to(datasets::by_id))
+        .service(
+            web::resource("/v1/datasets/{name}")
+                .route(web::get().to(datasets::get))
+                .route(web::delete().to(datasets::delete)),
+        );
+}
+
+/// Records request count and latency for every response.
+pub async fn record_metrics<B: MessageBody>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.shared.metrics.clone());
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let status = response.status();
+        let labels = [route.as_str(), method.as_str(), status.as_str()];
+        metrics.requests.with_label_values(&labels).inc();
+        metrics
+            .latency
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}

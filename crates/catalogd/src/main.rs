@@ -1,0 +1,54 @@
+//! catalogd binary: flags → settings → logging → serve until SIGTERM/Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use catalogd::config::{Overrides, Settings};
+use catalogd::startup::Application;
+use clap::Parser;
+
+/// The dataset catalog: register datasets, look them up, manifests kept in storaged.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides the config file and CATALOGD_LISTEN).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Base URL of storaged (overrides the config file and CATALOGD_STORAGED_URL).
+    #[arg(long)]
+    storaged_url: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let env = std::env::vars().collect();
+    let overrides = Overrides {
+        listen: args.listen,
+        storaged_url: args.storaged_url,
+    };
+    let settings = match Settings::load(args.config.as_deref(), &env, &overrides) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("catalogd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    service_kit::init_logging(settings.log_format);
+    tracing::info!(?settings, "starting catalogd");
+    let result = actix_web::rt::System::new().block_on(async move {
+        Application::build(settings)
+            .await?
+            .run_until_signalled()
+            .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "catalogd failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Builds and runs the server. `main.rs` and the tests both go through [`Application`].
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+
+use crate::catalog::{Catalog, CatalogError, SystemClock};
+use crate::config::Settings;
+use crate::http::{self, AppState, Shared};
+use crate::metrics::Metrics;
+use crate::store::{HttpManifestStore, Instrumented, ManifestStore, StoreError};
+use crate::Error;
+
+/// Seconds in-flight requests get to finish after a shutdown signal.
+const DRAIN_SECONDS: u64 = 10;
+
+/// Longest wait between attempts to reach storaged during start-up.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// A bound catalogd whose index is being rebuilt in the background.
+pub struct Application {
+    port: u16,
+    server: Server,
+    startup: tokio::task::JoinHandle<Result<(), CatalogError>>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store(settings: &Settings, metrics: &Metrics) -> Rc<dyn ManifestStore> {
+    Rc::new(Instrumented::new(
+        HttpManifestStore::new(
+            &settings.storaged_url,
+            settings
+                .storaged_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
+            settings.storaged_timeout,
+        ),
+        metrics.storaged_latency.clone(),
+        metrics.storaged_errors.clone(),
+    ))
+}
+
+impl Application {
+    /// Binds `settings.listen` (port 0 picks a free port, see [`Application::port`]) and
+    /// starts rebuilding the index from storaged. Until the rebuild finishes `/readyz` and
+    /// every API route answer 503; `/healthz` answers at once.
+    #[allow(
+        clippy::unused_async,
+        reason = "must run inside the actix runtime: it spawns the rebuild task"
+    )]
+    pub async fn build(settings: Settings) -> Result<Self, Error> {
+        let metrics = Metrics::new()
+            .map_err(|e| Error::io("registering metrics", std::io::Error::other(e)))?;
+        let catalog = Catalog::new(store(&settings, &metrics), Arc::new(SystemClock));
+        let shared = Arc::new(Shared {
+            ready: AtomicBool::new(false),
+            max_body_size: settings.max_body_size.as_u64(),
+            metrics: metrics.clone(),
+        });
+        let listener = std::net::TcpListener::bind(settings.listen)
+            .map_err(|e| Error::io("binding the listen address", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?
+            .port();
+        let state = catalog.state();
+        let worker_shared = shared.clone();
+        let worker_settings = settings.clone();
+        let server = HttpServer::new(move || {
+            let app_state = AppState {
+                catalog: state.attach(store(&worker_settings, &worker_shared.metrics)),
+                shared: worker_shared.clone(),
+            };
+            App::new()
+                .app_data(web::Data::new(app_state))
+                .configure(http::routes)
+                .wrap(middleware::from_fn(http::record_metrics))
+        })
+        .disable_signals()
+        .shutdown_timeout(DRAIN_SECONDS)
+        .listen(listener)
+        .map_err(|e| Error::io("listening", e))?
+        .run();
+        tracing::info!(port, storaged = %settings.storaged_url, "listening; rebuilding the index");
+        let startup = actix_web::rt::spawn(rehydrate(catalog, shared));
+        Ok(Self {
+            port,
+            server,
+            startup,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server (`stop(true)` drains in-flight requests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until stopped through a [`ServerHandle`], or until the index rebuild fails
+    /// for good (a manifest that cannot be decoded), which stops the server and returns
+    /// the error.
+    pub async fn run_until_stopped(self) -> Result<(), Error> {
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let mut startup = self.startup;
+        tokio::select! {
+            result = &mut server => return result.map_err(|e| Error::io("serving", e)),
+            joined = &mut startup => {
+                let failure = match joined {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(Error::Catalog(e)),
+                    Err(e) => Some(Error::io("rebuilding the index", std::io::Error::other(e))),
+                };
+                if let Some(e) = failure {
+                    let _ = futures_util::future::join(handle.stop(false), server).await;
+                    return Err(e);
+                }
+            }
+        }
+        server.await.map_err(|e| Error::io("serving", e))
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then stops accepting, drains in-flight requests for up
+    /// to 10 s and returns.
+    pub async fn run_until_signalled(self) -> Result<(), Error> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            service_kit::shutdown_signal().await;
+            tracing::info!("shutdown signal received; draining in-flight requests");
+            handle.stop(true).await;
+        });
+        self.run_until_stopped().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Rebuilds the index, retrying while storaged is unreachable; a manifest that cannot be
+/// read or decoded ends start-up.
+async fn rehydrate(catalog: Catalog, shared: Arc<Shared>) -> Result<(), CatalogError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let started = Instant::now();
+        match catalog.rehydrate().await {
+            Ok(count) => {
+                let seconds = started.elapsed().as_secs_f64();
+                shared.metrics.rehydration_seconds.set(seconds);
+                shared
+                    .metrics
+                    .rehydration_manifests
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+                shared.metrics.ready.set(1);
+                shared.ready.store(true, Ordering::Release);
+                tracing::info!(datasets = count, seconds, "index rebuilt; ready");
+                return Ok(());
+            }
+            Err(CatalogError::Storage(
+                e @ (StoreError::Unavailable(_) | StoreError::Unknown(_)),
+            )) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot rebuild the index yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(e) => {
+                tracing::error!(error = ?with_causes(&e), "cannot rebuild the index; catalogd will not start");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The error with its causes, for one log field.
+fn with_causes(e: &CatalogError) -> String {
+    struct Chain<'a>(&'a CatalogError);
+    impl std::fmt::Display for Chain<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            service_kit::error_chain_fmt(self.0, f)
+        }
+    }
+    Chain(e).to_string()
+}

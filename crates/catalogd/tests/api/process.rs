@@ -1,0 +1,1 @@
+//! The real binaries, as child processes.

@@ -1,0 +1,200 @@
+//! Rehydration: the index survives restarts, start-up waits for storaged, and a manifest
+//! that cannot be read stops start-up naming its key.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::helpers::{
+    body, catalog_keys, catalogd_settings, list_all, spawn_catalogd, spawn_stack, spawn_storaged,
+    start_catalogd, wait_ready, Api, Storaged,
+};
+
+#[actix_web::test]
+async fn a_thousand_datasets_survive_a_restart_unchanged() {
+    let stack = spawn_stack().await;
+    let api = stack.api.clone();
+    futures_util::stream::iter(0..1000)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("restart.ds-{i:04}");
+                let reply = api.register(&body(&name, "fp", i % 7)).await;
+                assert_eq!(reply.status.as_u16(), 201);
+                if i % 10 == 0 {
+                    assert_eq!(
+                        api.register(&body(&name, "fp", 2)).await.status.as_u16(),
+                        200
+                    );
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let before = list_all(&api).await;
+    assert_eq!(before.len(), 1000);
+    let etag_before = api
+        .get_ok("/v1/datasets/restart.ds-0010")
+        .await
+        .header("etag")
+        .map(str::to_owned);
+
+    stack.catalogd.handle.stop(true).await;
+    stack.catalogd.task.await.unwrap().unwrap();
+    let catalogd = spawn_catalogd(&stack.storaged.url()).await;
+    let api = Api::new(catalogd.port);
+    let after = list_all(&api).await;
+    assert_eq!(after, before, "the rebuilt index differs");
+    let reply = api.get_ok("/v1/datasets/restart.ds-0010").await;
+    assert_eq!(reply.json()["version"], 2);
+    assert_eq!(reply.header("etag").map(str::to_owned), etag_before);
+    let metrics = String::from_utf8(api.get_ok("/metrics").await.body.to_vec()).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "catalogd_rehydration_manifests 1000"),
+        "{metrics}"
+    );
+    // The version sequence continues.
+    assert_eq!(
+        api.register(&body("restart.ds-0010", "fp", 1)).await.json()["manifest"]["version"],
+        3
+    );
+}
+
+#[actix_web::test]
+async fn not_ready_until_storaged_answers_then_ready() {
+    // A port with nothing listening on it, which storaged takes later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let catalogd = start_catalogd(catalogd_settings(&url)).await;
+    let api = Api::new(catalogd.port);
+    for _ in 0..3 {
+        assert_eq!(api.get_ok("/healthz").await.status.as_u16(), 200);
+        let ready = api.get_ok("/readyz").await;
+        ready.assert_error(503, "not_ready");
+        api.get_ok("/v1/datasets")
+            .await
+            .assert_error(503, "not_ready");
+        api.get_ok("/v1/datasets/a")
+            .await
+            .assert_error(503, "not_ready");
+        api.register(&body("a", "fp", 1))
+            .await
+            .assert_error(503, "not_ready");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let settings = storaged::config::Settings::load(
+        None,
+        &std::collections::HashMap::new(),
+        &storaged::config::Overrides {
+            listen: Some(format!("127.0.0.1:{port}")),
+            data_dir: Some(dir.path().join("data")),
+        },
+    )
+    .unwrap();
+    let app = storaged::startup::Application::build(settings)
+        .await
+        .unwrap();
+    actix_web::rt::spawn(app.run_until_stopped());
+    wait_ready(catalogd.port).await;
+    assert_eq!(api.register(&body("a", "fp", 1)).await.status.as_u16(), 201);
+}
+
+async fn plant(storaged: &Storaged, key: &str, bytes: Vec<u8>) {
+    let api = Api::new(storaged.port);
+    let reply = api
+        .send(
+            api.request(
+                awc::http::Method::PUT,
+                &format!("/v1/objects/{}", key.replace(' ', "%20")),
+            ),
+            Some(bytes.into()),
+        )
+        .await
+        .unwrap();
+    assert!(reply.status.is_success(), "{:?}", reply.status);
+}
+
+/// Starts catalogd over `storaged` and expects start-up to fail with an error naming
+/// `key`, never becoming ready and writing nothing.
+async fn assert_start_fails_naming(storaged: &Storaged, key: &str) {
+    let keys_before = catalog_keys(storaged).await;
+    let catalogd = start_catalogd(catalogd_settings(&storaged.url())).await;
+    let api = Api::new(catalogd.port);
+    let readyz = api.get_ok("/readyz").await;
+    assert_eq!(readyz.status.as_u16(), 503);
+    let result = tokio::time::timeout(Duration::from_secs(30), catalogd.task)
+        .await
+        .expect("start-up did not stop")
+        .unwrap();
+    let error = format!(
+        "{:?}",
+        result.expect_err("start-up succeeded over a corrupt manifest")
+    );
+    assert!(error.contains(key), "{error} does not name {key}");
+    assert_eq!(
+        catalog_keys(storaged).await,
+        keys_before,
+        "a failed start wrote to storaged"
+    );
+}
+
+#[actix_web::test]
+async fn a_corrupt_manifest_stops_start_up_naming_its_key() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corrupt");
+    for (file, needle) in [
+        ("garbage.parquet", "parquet"),
+        ("zero_rows.parquet", "0 rows"),
+        ("two_rows.parquet", "2 rows"),
+        ("missing_column.parquet", "version"),
+    ] {
+        let storaged = spawn_storaged().await;
+        let good = spawn_catalogd(&storaged.url()).await;
+        for name in ["aa", "bb", "cc"] {
+            Api::new(good.port).register(&body(name, "fp", 1)).await;
+        }
+        good.handle.stop(true).await;
+        let key = format!(
+            "_catalog/manifests/bad-{}.parquet",
+            file.trim_end_matches(".parquet").replace('_', "-")
+        );
+        plant(&storaged, &key, std::fs::read(fixtures.join(file)).unwrap()).await;
+        assert_start_fails_naming(&storaged, &key).await;
+        let catalogd = start_catalogd(catalogd_settings(&storaged.url())).await;
+        let error = format!("{:?}", catalogd.task.await.unwrap().unwrap_err());
+        assert!(error.contains(needle), "{file}: {error} lacks {needle:?}");
+    }
+}
+
+#[actix_web::test]
+async fn a_foreign_key_or_a_misplaced_manifest_stops_start_up() {
+    let storaged = spawn_storaged().await;
+    let good = spawn_catalogd(&storaged.url()).await;
+    Api::new(good.port).register(&body("alpha", "fp", 1)).await;
+    good.handle.stop(true).await;
+    let alpha = crate::helpers::stored_manifest(&storaged, "alpha")
+        .await
+        .unwrap();
+
+    // alpha's manifest copied under beta's key.
+    plant(&storaged, "_catalog/manifests/beta.parquet", alpha.to_vec()).await;
+    assert_start_fails_naming(&storaged, "_catalog/manifests/beta.parquet").await;
+    Api::new(storaged.port)
+        .delete("/v1/objects/_catalog/manifests/beta.parquet")
+        .await;
+
+    plant(
+        &storaged,
+        "_catalog/manifests/Not A Name.parquet",
+        alpha.to_vec(),
+    )
+    .await;
+    assert_start_fails_naming(&storaged, "_catalog/manifests/Not A Name.parquet").await;
+}
