@@ -49,10 +49,10 @@ fuzz:
 	cp crates/manifest-codec/tests/golden/v1/no_objects.parquet crates/manifest-codec/tests/golden/v1/three_objects.parquet crates/manifest-codec/fuzz/corpus/decode/
 	cd crates/manifest-codec && $(CARGO) fuzz run --sanitizer none -O decode fuzz/corpus/decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
 
-## run: start the stack on 127.0.0.1 with data under ./data (catalogd arrives later)
+## run: start storaged and catalogd on 127.0.0.1 (8101/8102) with data under ./data
 run:
-	$(CARGO) build --release --locked -p storaged
-	./target/release/storaged --listen 127.0.0.1:8101 --data-dir ./data/storaged
+	$(CARGO) build --release --locked -p storaged -p catalogd
+	scripts/run.sh
 
 clean:
 	$(CARGO) clean

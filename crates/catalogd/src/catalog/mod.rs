@@ -31,7 +31,17 @@ mod tests;
 const REHYDRATE_PARALLELISM: usize = 32;
 
 /// How often a write is retried after losing a race (412) before giving up with 503.
-const MAX_ATTEMPTS: usize = 8;
+const MAX_ATTEMPTS: u32 = 32;
+
+/// A short, jittered pause after losing a race to another catalogd process, so that the
+/// winner (which needs no re-read) cannot starve the loser forever.
+async fn back_off(attempt: u32) {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 2_000);
+    let micros = 500 * u64::from(attempt.min(20)) + u64::from(jitter);
+    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+}
 
 /// The source of "now"; a seam so tests can move time backwards.
 pub trait Clock: fmt::Debug + Send + Sync {
@@ -336,7 +346,7 @@ impl Catalog {
         let name = request.name.clone();
         let _writer = self.shared.writers.lock(&name).await;
         let mut current = self.current_for_write(&name).await?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let (candidate, condition) = match &current {
                 None => (self.created(&request), WriteCondition::Absent),
                 Some(entry) => (
@@ -370,6 +380,7 @@ impl Catalog {
                     });
                 }
                 Err(StoreError::PreconditionFailed) => {
+                    back_off(attempt).await;
                     current = self.reload(&name).await?;
                 }
                 Err(e) => return Err(self.failed(&name, e)),

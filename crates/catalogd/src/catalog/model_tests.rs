@@ -69,6 +69,7 @@ fn check(
     build: &dyn Fn(Rc<dyn ManifestStore>) -> Catalog,
 ) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     runtime.block_on(async {
