@@ -105,9 +105,60 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     10.0, 30.0,
 ];
 
+/// A page token: the last name or key returned, hex-encoded. Opaque to clients, and
+/// checked when it comes back (see [`decode_page_token`]).
+pub fn encode_page_token(last: &str) -> String {
+    use std::fmt::Write;
+    last.bytes()
+        .fold(String::with_capacity(last.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// The bytes inside a token from [`encode_page_token`], or `None` if it is not hex.
+pub fn decode_page_token(token: &str) -> Option<Vec<u8>> {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        return None;
+    }
+    (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Parses a `limit` query parameter: absent → `default`, else an integer in `1..=max`.
+pub fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, String> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "limit must be an integer in 1..={max}, got {raw:?}"
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_tokens_and_limits() {
+        assert_eq!(
+            decode_page_token(&encode_page_token("a/é")).unwrap(),
+            "a/é".as_bytes()
+        );
+        for bad in ["0", "zz", "é1"] {
+            assert!(decode_page_token(bad).is_none(), "{bad}");
+        }
+        assert_eq!(parse_limit(None, 10, 100), Ok(10));
+        assert_eq!(parse_limit(Some("100"), 10, 100), Ok(100));
+        for bad in ["0", "101", "-1", "x", ""] {
+            assert!(parse_limit(Some(bad), 10, 100).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn secret_is_redacted_in_debug() {

@@ -1,7 +1,5 @@
 //! `/v1/datasets`: register, look up, list, delete.
 
-use std::fmt::Write as _;
-
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use manifest_codec::{DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint};
@@ -238,30 +236,11 @@ struct ListResponse<'a> {
     next_page_token: Option<String>,
 }
 
-/// A page token is the last name returned, hex-encoded: opaque to clients, checked on
-/// return.
-fn encode_token(name: &DatasetName) -> String {
-    name.as_str().bytes().fold(
-        String::with_capacity(name.as_str().len() * 2),
-        |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        },
-    )
-}
-
 fn decode_token(token: &str) -> Result<DatasetName, Error> {
-    let garbage = || Error::InvalidRequest("page_token is not one this server issued".into());
-    if !token.len().is_multiple_of(2) || !token.is_ascii() {
-        return Err(garbage());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| garbage())?;
-    let text = String::from_utf8(bytes).map_err(|_| garbage())?;
-    DatasetName::parse(&text).map_err(|_| garbage())
+    service_kit::decode_page_token(token)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| DatasetName::parse(&text).ok())
+        .ok_or_else(|| Error::InvalidRequest("page_token is not one this server issued".into()))
 }
 
 pub(crate) async fn list(
@@ -272,17 +251,8 @@ pub(crate) async fn list(
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?
         .into_inner();
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(Error::InvalidRequest(format!(
-                    "limit must be an integer in 1..={MAX_LIMIT}, got {raw:?}"
-                )))
-            }
-        },
-    };
+    let limit = service_kit::parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(Error::InvalidRequest)?;
     let prefix = query.prefix.unwrap_or_default();
     if prefix.len() > manifest_codec::name::MAX_NAME_LEN {
         return Err(Error::InvalidRequest(format!(
@@ -296,7 +266,11 @@ pub(crate) async fn list(
         .list(&prefix, after.as_ref().map(DatasetName::as_str), limit);
     let next_page_token = page
         .has_more
-        .then(|| page.datasets.last().map(|m| encode_token(&m.name)))
+        .then(|| {
+            page.datasets
+                .last()
+                .map(|m| service_kit::encode_page_token(m.name.as_str()))
+        })
         .flatten();
     Ok(HttpResponse::Ok().json(ListResponse {
         datasets: page.datasets.iter().map(AsRef::as_ref).collect(),
@@ -311,7 +285,10 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_garbage_is_refused() {
         let name = DatasetName::parse("sales.orders_2024").unwrap();
-        assert_eq!(decode_token(&encode_token(&name)).unwrap(), name);
+        assert_eq!(
+            decode_token(&service_kit::encode_page_token(name.as_str())).unwrap(),
+            name
+        );
         for garbage in ["", "0", "zz", "4142", "c3", "2e2e"] {
             assert!(decode_token(garbage).is_err(), "{garbage}");
         }

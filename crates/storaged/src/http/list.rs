@@ -34,28 +34,12 @@ struct ListResponse<'a> {
     next_continuation_token: Option<String>,
 }
 
-/// The token is the last key returned, hex-encoded; opaque to clients, checked on return.
-fn encode_token(key: &str) -> String {
-    use std::fmt::Write;
-    key.bytes()
-        .fold(String::with_capacity(key.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
-
 fn decode_token(token: &str) -> Result<ObjectKey, Error> {
-    let garbage =
-        || Error::InvalidRequest("continuation_token is not one this server issued".into());
-    if !token.len().is_multiple_of(2) || !token.is_ascii() {
-        return Err(garbage());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| garbage())?;
-    ObjectKey::parse_bytes(&bytes).map_err(|_| garbage())
+    service_kit::decode_page_token(token)
+        .and_then(|bytes| ObjectKey::parse_bytes(&bytes).ok())
+        .ok_or_else(|| {
+            Error::InvalidRequest("continuation_token is not one this server issued".into())
+        })
 }
 
 pub(crate) async fn list(
@@ -66,17 +50,8 @@ pub(crate) async fn list(
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?
         .into_inner();
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(Error::InvalidRequest(format!(
-                    "limit must be an integer in 1..={MAX_LIMIT}, got {raw:?}"
-                )))
-            }
-        },
-    };
+    let limit = service_kit::parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(Error::InvalidRequest)?;
     let prefix = query.prefix.unwrap_or_default();
     if prefix.len() > manifest_codec::key::MAX_KEY_LEN {
         return Err(Error::InvalidRequest(
@@ -95,7 +70,11 @@ pub(crate) async fn list(
     let page = state.backend.list(&prefix, after, limit).await?;
     let next_continuation_token = page
         .is_truncated
-        .then(|| page.objects.last().map(|m| encode_token(m.key.as_str())))
+        .then(|| {
+            page.objects
+                .last()
+                .map(|m| service_kit::encode_page_token(m.key.as_str()))
+        })
         .flatten();
     let objects = page
         .objects
@@ -121,7 +100,12 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_garbage_is_rejected() {
         let key = "a/caf\u{e9}/\u{1f600}";
-        assert_eq!(decode_token(&encode_token(key)).unwrap().as_str(), key);
+        assert_eq!(
+            decode_token(&service_kit::encode_page_token(key))
+                .unwrap()
+                .as_str(),
+            key
+        );
         for garbage in ["zz", "abc", "", "2f61", "\u{e9}\u{e9}", "c0af"] {
             assert!(decode_token(garbage).is_err(), "{garbage:?}");
         }
