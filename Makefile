@@ -31,6 +31,7 @@ build:
 bench:
 	$(CARGO) bench -p manifest-codec --bench codec --locked
 	bench/storaged.sh
+	bench/catalogd.sh
 
 ## venv: a project-local Python with pyarrow, the independent reader of the interop test
 venv: $(VENV_STAMP)
