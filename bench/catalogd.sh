@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
-cargo build --release --locked -q -p storaged -p catalogd --example register_load
+cargo build --release --locked -q -p storaged -p catalogd --bins --example register_load
 work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/catalogd-bench.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
