@@ -6,17 +6,20 @@ cd "$(dirname "$0")/.."
 mkdir -p data
 pids=()
 stop() {
-    trap - INT TERM EXIT
+    # Ignore further signals (a second Ctrl-C, the terminal hanging up) until both are down.
+    trap '' INT TERM HUP
+    trap - EXIT
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+trap stop INT TERM HUP EXIT
 
-./target/release/storaged --listen 127.0.0.1:8101 --data-dir ./data/storaged 2>&1 \
-    | sed -u 's/^/storaged | /' &
+# Process substitution keeps $! the service's pid (not sed's), so the trap stops it.
+./target/release/storaged --listen 127.0.0.1:8101 --data-dir ./data/storaged \
+    > >(trap '' INT; sed -u 's/^/storaged | /') 2>&1 &
 pids+=($!)
-./target/release/catalogd --listen 127.0.0.1:8102 --storaged-url http://127.0.0.1:8101 2>&1 \
-    | sed -u 's/^/catalogd | /' &
+./target/release/catalogd --listen 127.0.0.1:8102 --storaged-url http://127.0.0.1:8101 \
+    > >(trap '' INT; sed -u 's/^/catalogd | /') 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 100); do
