@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytesize::ByteSize;
-use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 pub use service_kit::{LogFormat, Secret};
@@ -59,28 +58,17 @@ impl Settings {
         env: &HashMap<String, String>,
         overrides: &Overrides,
     ) -> Result<Self, SettingsError> {
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
-        }
-        let env: HashMap<String, String> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with("CATALOGD_"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        builder = builder.add_source(
-            Environment::with_prefix("CATALOGD")
-                .source(Some(env.into_iter().collect()))
-                .try_parsing(true),
-        );
-        let builder = builder
-            .set_override_option("listen", overrides.listen.clone())
-            .and_then(|b| b.set_override_option("storaged_url", overrides.storaged_url.clone()))
-            .map_err(|e| SettingsError(e.to_string()))?;
-        let settings: Self = builder
-            .build()
-            .and_then(Config::try_deserialize)
-            .map_err(|e| SettingsError(e.to_string()))?;
+        let settings: Self = service_kit::load_settings(
+            DEFAULTS,
+            file,
+            "CATALOGD",
+            env,
+            &[
+                ("listen", overrides.listen.clone()),
+                ("storaged_url", overrides.storaged_url.clone()),
+            ],
+        )
+        .map_err(SettingsError)?;
         settings.validate()?;
         Ok(settings)
     }

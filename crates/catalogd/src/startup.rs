@@ -177,20 +177,9 @@ async fn rehydrate(catalog: Catalog, shared: Arc<Shared>) -> Result<(), CatalogE
                 delay = (delay * 2).min(MAX_RETRY_DELAY);
             }
             Err(e) => {
-                tracing::error!(error = ?with_causes(&e), "cannot rebuild the index; catalogd will not start");
+                tracing::error!(error = %service_kit::ErrorChain(&e), "cannot rebuild the index; catalogd will not start");
                 return Err(e);
             }
         }
     }
-}
-
-/// The error with its causes, for one log field.
-fn with_causes(e: &CatalogError) -> String {
-    struct Chain<'a>(&'a CatalogError);
-    impl std::fmt::Display for Chain<'_> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            service_kit::error_chain_fmt(self.0, f)
-        }
-    }
-    Chain(e).to_string()
 }

@@ -65,6 +65,56 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Loads a service's settings: the built-in TOML `defaults` < an optional TOML `file` <
+/// the `<PREFIX>_*` variables of `env` (passed in, so loading is a pure function) < the
+/// `overrides` given as flags. Unknown keys are an error naming the key (the settings type
+/// denies unknown fields); the message names the key or file at fault.
+pub fn load_settings<T: serde::de::DeserializeOwned, S: std::hash::BuildHasher>(
+    defaults: &str,
+    file: Option<&std::path::Path>,
+    env_prefix: &str,
+    env: &std::collections::HashMap<String, String, S>,
+    overrides: &[(&str, Option<String>)],
+) -> Result<T, String> {
+    use config::{Config, Environment, File, FileFormat};
+
+    let mut builder = Config::builder().add_source(File::from_str(defaults, FileFormat::Toml));
+    if let Some(path) = file {
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    let wanted = format!("{env_prefix}_");
+    let env: config::Map<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(&wanted))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix(env_prefix)
+            .source(Some(env))
+            .try_parsing(true),
+    );
+    for (key, value) in overrides {
+        builder = builder
+            .set_override_option(*key, value.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    builder
+        .build()
+        .and_then(Config::try_deserialize)
+        .map_err(|e| e.to_string())
+}
+
+/// Displays an error with every `source()` below it (see [`error_chain_fmt`]), for one
+/// log field.
+#[derive(Debug)]
+pub struct ErrorChain<'a, E>(pub &'a E);
+
+impl<E: std::error::Error> fmt::Display for ErrorChain<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        error_chain_fmt(self.0, f)
+    }
+}
+
 /// Writes an error and every `source()` below it, one "caused by" per line.
 pub fn error_chain_fmt(e: &impl std::error::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     write!(f, "{e}")?;
@@ -181,13 +231,7 @@ mod tests {
                 Some(&self.0)
             }
         }
-        struct Show(Outer);
-        impl fmt::Display for Show {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                error_chain_fmt(&self.0, f)
-            }
-        }
-        let text = Show(Outer(std::io::Error::other("inner"))).to_string();
+        let text = ErrorChain(&Outer(std::io::Error::other("inner"))).to_string();
         assert_eq!(text, "outer\n  caused by: inner");
     }
 }

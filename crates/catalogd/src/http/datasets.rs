@@ -148,12 +148,19 @@ pub(crate) async fn register(
         }))
 }
 
+/// A 304 when the client's `If-None-Match` already holds `tag`.
+fn not_modified(req: &HttpRequest, tag: &str) -> Option<HttpResponse> {
+    none_match(req, tag).then(|| {
+        HttpResponse::NotModified()
+            .insert_header((header::ETAG, tag.to_owned()))
+            .finish()
+    })
+}
+
 fn manifest_response(req: &HttpRequest, manifest: &Manifest) -> HttpResponse {
     let tag = etag(manifest);
-    if none_match(req, &tag) {
-        return HttpResponse::NotModified()
-            .insert_header((header::ETAG, tag))
-            .finish();
+    if let Some(response) = not_modified(req, &tag) {
+        return response;
     }
     HttpResponse::Ok()
         .insert_header((header::ETAG, tag))
@@ -196,10 +203,8 @@ pub(crate) async fn manifest_parquet(
     let name = name_of(&req)?;
     let manifest = state.catalog.get(&name).ok_or_else(|| not_found(&name))?;
     let tag = etag(&manifest);
-    if none_match(&req, &tag) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, tag))
-            .finish());
+    if let Some(response) = not_modified(&req, &tag) {
+        return Ok(response);
     }
     let bytes = manifest_codec::encode(&manifest).map_err(Error::Encode)?;
     Ok(HttpResponse::Ok()
