@@ -6,7 +6,7 @@ PYARROW_VERSION := 26.0.1
 VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all test fmt fmt-check lint build bench venv fuzz run clean
+.PHONY: all test fmt fmt-check lint build bench venv fuzz run clean docker-base compose-up compose-down compose-test
 
 all: build
 
@@ -54,6 +54,25 @@ fuzz:
 run:
 	$(CARGO) build --release --locked -p storaged -p catalogd
 	scripts/run.sh
+
+## docker-base: the offline base image lake/base:bookworm (debootstrap + docker import)
+docker-base:
+	docker/build-base.sh
+
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+OFFLINE_IMAGES := LAKE_DOCKERFILE=docker/Dockerfile.prebuilt LAKE_BASE_IMAGE=lake/base:bookworm
+
+## compose-up: the compose stack from host-built binaries, with no image registry
+compose-up: docker-base
+	$(CARGO) build --release --locked -p storaged -p catalogd
+	$(OFFLINE_IMAGES) $(COMPOSE) up -d --build
+
+compose-down:
+	$(COMPOSE) down
+
+## compose-test: images, stack up, smoke in URL mode with a restart, Prometheus targets up, teardown
+compose-test:
+	docker/compose-test.sh
 
 clean:
 	$(CARGO) clean

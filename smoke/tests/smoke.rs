@@ -1,25 +1,11 @@
 //! Runs the harness against the workspace's own binaries (spawn mode), and shows that it
 //! fails, naming the step, when there is nothing to test.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// storaged and catalogd, built next to the harness (a test cannot use another
-/// package's `CARGO_BIN_EXE_*`).
-fn service_bins() -> (PathBuf, PathBuf) {
-    let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-        .args([
-            "build", "--quiet", "-p", "storaged", "-p", "catalogd", "--bins",
-        ])
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building the services failed");
-    let smoke = PathBuf::from(env!("CARGO_BIN_EXE_smoke"));
-    (
-        smoke.with_file_name("storaged"),
-        smoke.with_file_name("catalogd"),
-    )
-}
+mod common;
+
+use common::{free_port, service_bins};
 
 #[test]
 fn six_steps_pass_against_the_real_binaries() {
@@ -46,11 +32,7 @@ fn six_steps_pass_against_the_real_binaries() {
 
 #[test]
 fn url_mode_against_nothing_fails_naming_the_steps() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let out = Command::new(env!("CARGO_BIN_EXE_smoke"))
         .args([

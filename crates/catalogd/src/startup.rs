@@ -85,6 +85,7 @@ impl Application {
             App::new()
                 .app_data(web::Data::new(app_state))
                 .configure(http::routes)
+                .default_service(web::to(service_kit::http::no_route))
                 .wrap(middleware::from_fn(http::record_metrics))
         })
         .disable_signals()

@@ -1,6 +1,8 @@
 //! Plumbing storaged and catalogd share, so that both behave alike for operators: the same
 //! secret redaction, duration syntax, log formats, shutdown signals and error chains.
 
+pub mod http;
+
 use std::fmt;
 use std::time::Duration;
 

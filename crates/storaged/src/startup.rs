@@ -67,6 +67,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .configure(http::routes)
+                .default_service(web::to(service_kit::http::no_route))
                 .wrap(middleware::from_fn(http::record_metrics))
         })
         .disable_signals()

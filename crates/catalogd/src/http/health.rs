@@ -38,3 +38,8 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())
 }
+
+/// This service's OpenAPI 3 document.
+pub(crate) async fn openapi() -> HttpResponse {
+    service_kit::http::openapi(include_str!("../../../../docs/openapi/catalogd.json"))
+}

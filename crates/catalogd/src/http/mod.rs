@@ -1,5 +1,5 @@
 //! HTTP adapters: parse the request, call the catalog, shape the response. The route
-//! table is [`routes`].
+//! table is [`ROUTES`]; `docs/openapi/catalogd.json` documents exactly those routes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,27 +50,17 @@ impl AppState {
     }
 }
 
-/// The route table. `manifest.parquet` comes before `by-id/{id}` so that a dataset named
-/// `by-id` still has its manifest route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .service(
-            web::resource("/v1/datasets")
-                .route(web::post().to(datasets::register))
-                .route(web::get().to(datasets::list)),
-        )
-        .route(
-            "/v1/datasets/{name}/manifest.parquet",
-            web::get().to(datasets::manifest_parquet),
-        )
-        .route("/v1/datasets/by-id/{id}", web::get().to(datasets::by_id))
-        .service(
-            web::resource("/v1/datasets/{name}")
-                .route(web::get().to(datasets::get))
-                .route(web::delete().to(datasets::delete)),
-        );
+// The route table. `manifest.parquet` comes before `by-id/{id}` so that a dataset named
+// `by-id` still has its manifest route.
+service_kit::route_table! {
+    "/healthz" => { get: health::healthz },
+    "/readyz" => { get: health::readyz },
+    "/metrics" => { get: health::metrics },
+    "/openapi.json" => { get: health::openapi },
+    "/v1/datasets" => { post: datasets::register, get: datasets::list },
+    "/v1/datasets/{name}/manifest.parquet" => { get: datasets::manifest_parquet },
+    "/v1/datasets/by-id/{id}" => { get: datasets::by_id },
+    "/v1/datasets/{name}" => { get: datasets::get, delete: datasets::delete },
 }
 
 /// Records request count and latency for every response.

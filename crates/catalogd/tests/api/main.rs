@@ -3,6 +3,7 @@
 
 mod helpers;
 mod lookups;
+mod openapi;
 mod process;
 mod register;
 mod restart;

@@ -32,3 +32,8 @@ pub(crate) async fn metrics(
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render()))
 }
+
+/// This service's OpenAPI 3 document.
+pub(crate) async fn openapi() -> HttpResponse {
+    service_kit::http::openapi(include_str!("../../../../docs/openapi/storaged.json"))
+}

@@ -1,5 +1,5 @@
 //! HTTP adapters: parse the request, call the backend, shape the response. The route
-//! table is [`routes`].
+//! table is [`ROUTES`]; `docs/openapi/storaged.json` documents exactly those routes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,19 +54,18 @@ impl AppState {
     }
 }
 
-/// The route table.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/v1/objects", web::get().to(list::list))
-        .service(
-            web::resource("/v1/objects/{key:.*}")
-                .route(web::put().to(objects::put))
-                .route(web::get().to(objects::get))
-                .route(web::head().to(objects::head))
-                .route(web::delete().to(objects::delete)),
-        );
+service_kit::route_table! {
+    "/healthz" => { get: health::healthz },
+    "/readyz" => { get: health::readyz },
+    "/metrics" => { get: health::metrics },
+    "/openapi.json" => { get: health::openapi },
+    "/v1/objects" => { get: list::list },
+    "/v1/objects/{key:.*}" => {
+        put: objects::put,
+        get: objects::get,
+        head: objects::head,
+        delete: objects::delete,
+    },
 }
 
 /// Records request count, latency and error codes for every response.

@@ -8,4 +8,5 @@ mod helpers;
 mod keys;
 mod list;
 mod objects;
+mod openapi;
 mod process;
