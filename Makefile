@@ -27,11 +27,12 @@ lint:
 build:
 	$(CARGO) build --workspace --release --locked
 
-## bench: benchmarks (never part of `make test`); storaged's needs wrk and curl
+## bench: benchmarks (never part of `make test`): codec criterion benches, then the
+## product beside the machine's ceilings (table on stdout, JSON in target/bench/results.json)
 bench:
 	$(CARGO) bench -p manifest-codec --bench codec --locked
-	bench/storaged.sh
-	bench/catalogd.sh
+	$(CARGO) build --release --locked -p storaged -p catalogd -p bench
+	./target/release/lake-bench $(BENCH_ARGS)
 
 ## venv: a project-local Python with pyarrow, the independent reader of the interop test
 venv: $(VENV_STAMP)

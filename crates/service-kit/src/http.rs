@@ -134,14 +134,14 @@ pub fn check_route_coverage(
     routes: &[(&str, &str)],
 ) -> Result<BTreeSet<(String, String)>, String> {
     let documented = documented_operations(document);
-    let routed = routed_operations(routes);
-    if documented == routed {
+    let table = routed_operations(routes);
+    if documented == table {
         Ok(documented)
     } else {
         Err(format!(
             "documented but not routed: {:?}; routed but not documented: {:?}",
-            documented.difference(&routed).collect::<Vec<_>>(),
-            routed.difference(&documented).collect::<Vec<_>>()
+            documented.difference(&table).collect::<Vec<_>>(),
+            table.difference(&documented).collect::<Vec<_>>()
         ))
     }
 }

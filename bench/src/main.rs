@@ -1,0 +1,427 @@
+//! `make bench`: the product's figures beside the machine's own ceilings, all measured in
+//! one run (on a shared, noisy machine only a ratio within one run means anything).
+//!
+//! Starts the release `storaged` and `catalogd` (fsync on) on loopback, measures every
+//! figure `--runs` times, prints a table (median, min, max) and the targets as ratios to
+//! the ceilings, and writes JSON to `target/bench/results.json`. Figures that regress by
+//! more than 10 % against `--baseline` (default `bench/baseline.json`) are listed.
+//! Every file is kept until the end of the run: on this filesystem, creating files near
+//! freshly deleted ones is 10–40× slower for a while.
+
+mod ceiling;
+mod load;
+mod report;
+mod stack;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use awc::http::Method;
+use bytes::Bytes;
+use clap::Parser;
+use futures_util::StreamExt;
+
+use load::{MakeReq, Req, Stop};
+use report::Figures;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks storaged and catalogd against the machine's ceilings")]
+struct Args {
+    /// Runs per figure (the table shows median, min and max).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds per timed load point.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Where the work files go (one directory per run, removed at the end).
+    #[arg(long, default_value = "target/bench")]
+    dir: PathBuf,
+    /// Previous results to compare with.
+    #[arg(long, default_value = "bench/baseline.json")]
+    baseline: PathBuf,
+    /// Datasets for the large rehydration figure.
+    #[arg(long, default_value_t = 100_000)]
+    rehydrate_large: u64,
+    /// Size of the large object, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    large_object_mib: u64,
+    #[arg(long)]
+    storaged_bin: Option<PathBuf>,
+    #[arg(long)]
+    catalogd_bin: Option<PathBuf>,
+}
+
+fn register_body(name: &str, objects: usize) -> Bytes {
+    let objects: Vec<serde_json::Value> = (0..objects)
+        .map(|i| serde_json::json!({"key": format!("lake/{name}/part-{i:05}.parquet"), "size": 4096 + i}))
+        .collect();
+    Bytes::from(
+        serde_json::to_vec(&serde_json::json!({
+            "name": name, "schema_fingerprint": "sha256:bench", "objects": objects, "row_count": 1000
+        }))
+        .expect("json"),
+    )
+}
+
+fn registers(base: &str, prefix: String, hot: bool) -> MakeReq {
+    let url = format!("{base}/v1/datasets");
+    Arc::new(move |n| {
+        let name = if hot {
+            format!("{prefix}.hot")
+        } else {
+            format!("{prefix}.n{n:08}")
+        };
+        Req {
+            method: Method::POST,
+            url: url.clone(),
+            body: register_body(&name, 10),
+            json: true,
+        }
+    })
+}
+
+fn puts(base: &str, prefix: &str) -> MakeReq {
+    let url = format!("{base}/v1/objects/{prefix}");
+    let body = Bytes::from(vec![0x33_u8; 4096]);
+    Arc::new(move |n| Req {
+        method: Method::PUT,
+        url: format!("{url}/{n:08}"),
+        body: body.clone(),
+        json: false,
+    })
+}
+
+fn gets(url: String) -> MakeReq {
+    Arc::new(move |_| Req::get(url.clone()))
+}
+
+fn datasets_in(catalogd: &stack::Service) -> u64 {
+    let body = blocking_get(&format!("{}/readyz", catalogd.url));
+    serde_json::from_slice::<serde_json::Value>(&body).expect("readyz json")["datasets"]
+        .as_u64()
+        .expect("datasets count")
+}
+
+fn blocking_get(url: &str) -> Vec<u8> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let mut res = awc::Client::new().get(&url).send().await.expect("GET");
+            res.body().limit(64 << 20).await.expect("body").to_vec()
+        })
+    })
+    .join()
+    .expect("GET thread")
+}
+
+/// Walks every page of a storaged listing; returns the number of keys.
+fn list_all(storaged: &str, prefix: &str) -> u64 {
+    let base = format!("{storaged}/v1/objects?prefix={prefix}&limit=1000");
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let client = awc::Client::new();
+            let mut token: Option<String> = None;
+            let mut keys = 0;
+            loop {
+                let url = match &token {
+                    Some(t) => format!("{base}&continuation_token={t}"),
+                    None => base.clone(),
+                };
+                let mut res = client.get(&url).send().await.expect("list");
+                let page: serde_json::Value = res.json().limit(64 << 20).await.expect("page");
+                keys += page["objects"].as_array().map_or(0, Vec::len) as u64;
+                match page["next_continuation_token"].as_str() {
+                    Some(t) => token = Some(t.to_owned()),
+                    None => return keys,
+                }
+            }
+        })
+    })
+    .join()
+    .expect("list thread")
+}
+
+/// PUT then GET one object of `mib` MiB, streamed; returns MB/s of each.
+fn large_object(storaged: &str, key: &str, mib: u64) -> (f64, f64) {
+    let url = format!("{storaged}/v1/objects/{key}");
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let client = awc::Client::builder()
+                .timeout(Duration::from_secs(600))
+                .finish();
+            let chunk = Bytes::from(vec![0x77_u8; 1 << 20]);
+            let stream = futures_util::stream::iter(
+                (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            let t = Instant::now();
+            let res = client
+                .put(&url)
+                .insert_header(("content-length", (mib << 20).to_string()))
+                .send_stream(stream)
+                .await
+                .expect("PUT large");
+            assert!(res.status().is_success(), "PUT large: {}", res.status());
+            let put = load::as_f64(mib << 20) / t.elapsed().as_secs_f64() / 1e6;
+            let t = Instant::now();
+            let mut res = client.get(&url).send().await.expect("GET large");
+            let mut bytes = 0u64;
+            while let Some(c) = res.next().await {
+                bytes += c.expect("GET large body").len() as u64;
+            }
+            assert_eq!(bytes, mib << 20);
+            let get = load::as_f64(bytes) / t.elapsed().as_secs_f64() / 1e6;
+            (put, get)
+        })
+    })
+    .join()
+    .expect("large object thread")
+}
+
+/// Registers distinct `fill.*` names until catalogd holds `target` datasets.
+fn fill_to(catalogd: &stack::Service, target: u64) {
+    let have = datasets_in(catalogd);
+    if have < target {
+        let sample = load::run(
+            64,
+            Stop::Requests(target - have),
+            &registers(&catalogd.url, format!("fill.t{target}"), false),
+        );
+        assert_eq!(sample.errors, 0, "filling the catalog failed");
+    }
+}
+
+/// Restarts catalogd on its port and times start → `/readyz` 200.
+struct Restart<'a> {
+    bin: &'a std::path::Path,
+    dir: &'a std::path::Path,
+    storaged: &'a str,
+    port: u16,
+    runs: usize,
+}
+
+impl Restart<'_> {
+    fn rehydrate(
+        &self,
+        mut catalogd: stack::Service,
+        label: &str,
+        figs: &mut Figures,
+    ) -> stack::Service {
+        let n = datasets_in(&catalogd);
+        let name = format!("rehydration {label}: start to ready");
+        for _ in 0..self.runs {
+            catalogd.stop();
+            let t0 = Instant::now();
+            catalogd = stack::catalogd(self.bin, self.dir, self.storaged, self.port);
+            let ready = catalogd.wait_ready();
+            figs.add(&name, "s", ready.duration_since(t0).as_secs_f64());
+            figs.add(
+                &format!("rehydration {label}: catalogd RSS after"),
+                "MiB",
+                catalogd.memory_mib().0,
+            );
+            assert_eq!(datasets_in(&catalogd), n, "the rebuilt index lost datasets");
+        }
+        figs.note(&name, format!("{n} datasets"));
+        catalogd
+    }
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "the benchmark plan, read top to bottom"
+)]
+fn main() {
+    let args = Args::parse();
+    let runs = args.runs.max(1);
+    let secs = Duration::from_secs_f64(args.seconds);
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    std::fs::create_dir_all(&args.dir).expect("bench dir");
+    let work = args.dir.join(format!(
+        "work-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    ));
+    std::fs::create_dir_all(&work).expect("work dir");
+    let storaged_bin = args
+        .storaged_bin
+        .clone()
+        .unwrap_or_else(|| stack::sibling("storaged"));
+    let catalogd_bin = args
+        .catalogd_bin
+        .clone()
+        .unwrap_or_else(|| stack::sibling("catalogd"));
+    let mut figs = Figures::default();
+    eprintln!(
+        "work directory {}; {runs} runs of every figure",
+        work.display()
+    );
+
+    // -- ceilings --------------------------------------------------------------------
+    for run in 0..runs {
+        for threads in [1, 8, 64] {
+            let s = ceiling::durable_write(
+                &work.join(format!("ceiling/r{run}c{threads}")),
+                threads,
+                secs,
+            );
+            figs.add(
+                &format!("ceiling durable write c={threads}"),
+                "ops/s",
+                s.rate(),
+            );
+            figs.add(
+                &format!("ceiling durable write c={threads} p50"),
+                "ms",
+                s.percentile_ms(0.5),
+            );
+            figs.add(
+                &format!("ceiling durable write c={threads} p99"),
+                "ms",
+                s.percentile_ms(0.99),
+            );
+        }
+        let mbps = ceiling::disk_write(&work.join(format!("ceiling/disk{run}")), 1 << 30);
+        figs.add("ceiling disk sequential write 1 GiB + fsync", "MB/s", mbps);
+    }
+    {
+        let http = ceiling::HttpCeiling::start(workers);
+        for _ in 0..runs {
+            for c in [1, 64] {
+                let s = load::run(c, Stop::After(secs), &gets(http.url("/tiny")));
+                figs.add(&format!("ceiling HTTP trivial c={c}"), "req/s", s.rate());
+            }
+            let s = load::run(4, Stop::After(secs), &gets(http.url("/big")));
+            figs.add(
+                "ceiling HTTP 64 MiB from memory c=4",
+                "MB/s",
+                load::as_f64(s.bytes) / s.seconds / 1e6,
+            );
+            if let Some(rate) = report::wrk(&http.url("/tiny"), 64, secs) {
+                figs.add("ceiling HTTP trivial c=64 (wrk)", "req/s", rate);
+            }
+        }
+    }
+
+    // -- the product -------------------------------------------------------------------
+    let storaged = stack::storaged(&storaged_bin, &work);
+    storaged.wait_ready();
+    let catalogd_port = stack::free_port();
+    let mut catalogd = stack::catalogd(&catalogd_bin, &work, &storaged.url, catalogd_port);
+    catalogd.wait_ready();
+    let restart = Restart {
+        bin: &catalogd_bin,
+        dir: &work,
+        storaged: &storaged.url,
+        port: catalogd_port,
+        runs,
+    };
+
+    // Rehydration of 10,000 first, before the register runs add datasets.
+    fill_to(&catalogd, 10_000);
+    catalogd = restart.rehydrate(catalogd, "10k", &mut figs);
+
+    for run in 0..runs {
+        for (c, requests) in [(1_usize, 1_500_u64), (16, 4_000), (64, 6_000), (256, 8_000)] {
+            let s = load::run(
+                c,
+                Stop::Requests(requests),
+                &registers(&catalogd.url, format!("reg.r{run}c{c}"), false),
+            );
+            assert_eq!(s.errors, 0, "register c={c} had errors");
+            figs.add(&format!("register c={c}"), "registers/s", s.rate());
+            figs.add(&format!("register c={c} p50"), "ms", s.percentile_ms(0.5));
+            figs.add(&format!("register c={c} p99"), "ms", s.percentile_ms(0.99));
+            figs.add(
+                &format!("register c={c} p999"),
+                "ms",
+                s.percentile_ms(0.999),
+            );
+        }
+        let s = load::run(
+            64,
+            Stop::After(secs),
+            &registers(&catalogd.url, format!("hot.r{run}"), true),
+        );
+        figs.add("register one hot name c=64", "registers/s", s.rate());
+
+        let s = load::run(
+            64,
+            Stop::After(secs),
+            &gets(format!("{}/v1/datasets/reg.r0c1.n00000000", catalogd.url)),
+        );
+        figs.add("GET dataset c=64", "req/s", s.rate());
+        let s = load::run(
+            64,
+            Stop::After(secs),
+            &gets(format!(
+                "{}/v1/datasets?prefix=reg.&limit=100",
+                catalogd.url
+            )),
+        );
+        figs.add("GET list page (100) c=64", "req/s", s.rate());
+
+        for c in [1, 64] {
+            let s = load::run(
+                c,
+                Stop::After(secs),
+                &puts(&storaged.url, &format!("bench/put/r{run}c{c}")),
+            );
+            figs.add(&format!("storaged PUT 4 KiB c={c}"), "req/s", s.rate());
+            figs.add(
+                &format!("storaged PUT 4 KiB c={c} p99"),
+                "ms",
+                s.percentile_ms(0.99),
+            );
+        }
+        for c in [1, 64] {
+            let s = load::run(
+                c,
+                Stop::After(secs),
+                &gets(format!(
+                    "{}/v1/objects/bench/put/r{run}c1/00000000",
+                    storaged.url
+                )),
+            );
+            figs.add(&format!("storaged GET 4 KiB c={c}"), "req/s", s.rate());
+        }
+    }
+
+    fill_to(&catalogd, args.rehydrate_large);
+    catalogd = restart.rehydrate(catalogd, "100k", &mut figs);
+
+    for _ in 0..runs {
+        let t = Instant::now();
+        let keys = list_all(&storaged.url, "_catalog/manifests/");
+        figs.add(
+            "storaged list all pages (1,000 per page)",
+            "keys/s",
+            load::as_f64(keys) / t.elapsed().as_secs_f64(),
+        );
+        figs.note(
+            "storaged list all pages (1,000 per page)",
+            format!("{keys} keys"),
+        );
+    }
+    for run in 0..runs {
+        let (put, get) = large_object(
+            &storaged.url,
+            &format!("bench/large/{run}"),
+            args.large_object_mib,
+        );
+        figs.add("storaged PUT 1 GiB", "MB/s", put);
+        figs.add("storaged GET 1 GiB", "MB/s", get);
+        figs.add(
+            "storaged peak RSS (VmHWM) after 1 GiB PUT+GET",
+            "MiB",
+            storaged.memory_mib().1,
+        );
+    }
+    catalogd.stop();
+    storaged.stop();
+
+    let results = figs.finish();
+    report::print_and_save(&results, &args.dir.join("results.json"), &args.baseline);
+    std::fs::remove_dir_all(&work).expect("removing the work directory");
+}
