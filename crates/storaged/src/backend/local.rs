@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -26,6 +26,7 @@ use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use super::dirsync::DirSyncs;
 use super::{
     check_condition, page_of, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta,
     ObjectReader, PutOutcome,
@@ -39,6 +40,14 @@ const OBJECT_SUFFIX: &str = "%obj";
 const MAX_FILE_NAME: usize = 255;
 /// Objects up to this size are written and read in a single blocking task.
 const SMALL_OBJECT: usize = 256 * 1024;
+
+/// An upload that has been read: small ones still in memory, larger ones in their
+/// fsynced temporary file.
+struct Staged {
+    etag: ETag,
+    size: u64,
+    small: Option<bytes::BytesMut>,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -61,6 +70,8 @@ pub struct LocalFs {
     /// directory a put is about to rename into.
     dirs: tokio::sync::RwLock<()>,
     tmp_counter: AtomicU64,
+    /// Directory fsyncs shared by concurrent writers (group commit).
+    dir_syncs: Arc<DirSyncs>,
     /// Holds an exclusive lock on `<data_dir>/LOCK` for the life of the store: a second
     /// storaged on the same directory would break per-key atomicity and the index.
     _owner: std::fs::File,
@@ -104,6 +115,7 @@ impl LocalFs {
             locks: KeyLocks::default(),
             dirs: tokio::sync::RwLock::new(()),
             tmp_counter: AtomicU64::new(0),
+            dir_syncs: Arc::default(),
         };
         Ok((store, report))
     }
@@ -125,11 +137,11 @@ impl LocalFs {
         self.tmp.join(format!("{}-{n}.tmp", std::process::id()))
     }
 
-    /// Streams `body` into a new temporary file at `path` and fsyncs it.
-    ///
-    /// A body that ends within [`SMALL_OBJECT`] bytes is buffered and written, fsynced and
-    /// closed in one blocking task; larger bodies stream through the async file API.
-    async fn write_temp(&self, path: &Path, mut body: Body) -> Result<(ETag, u64), Error> {
+    /// Reads `body`. One that ends within [`SMALL_OBJECT`] bytes comes back buffered, to
+    /// be written, fsynced and installed in one blocking task by [`Self::commit`]; a larger
+    /// one streams through the async file API into a new temporary file at `path`, which
+    /// is fsynced.
+    async fn write_temp(&self, path: &Path, mut body: Body) -> Result<Staged, Error> {
         let mut hasher = blake3::Hasher::new();
         let mut buffered = bytes::BytesMut::new();
         let mut ended = false;
@@ -143,15 +155,11 @@ impl LocalFs {
         hasher.update(&buffered);
         let mut size = buffered.len() as u64;
         if ended {
-            let etag = ETag::from_hasher(&hasher);
-            let path = path.to_path_buf();
-            let fsync = self.fsync.then(|| self.fsync_seconds.clone());
-            tokio::task::spawn_blocking(move || {
-                write_small(&path, &header(etag, size), &buffered, fsync.as_ref())
-            })
-            .await
-            .map_err(|e| Error::io("writing a temporary file", std::io::Error::other(e)))??;
-            return Ok((etag, size));
+            return Ok(Staged {
+                etag: ETag::from_hasher(&hasher),
+                size,
+                small: Some(buffered),
+            });
         }
 
         let write_err = |e| Error::io("writing a temporary file", e);
@@ -185,7 +193,11 @@ impl LocalFs {
                 .map_err(|e| Error::io("fsyncing a temporary file", e))?;
             self.observe_fsync(started);
         }
-        Ok((etag, size))
+        Ok(Staged {
+            etag,
+            size,
+            small: None,
+        })
     }
 
     fn observe_fsync(&self, started: Instant) {
@@ -194,25 +206,34 @@ impl LocalFs {
         }
     }
 
+    /// Under the key's lock: checks the condition, writes a small object's temporary file,
+    /// renames it into place and fsyncs the directory, all in one blocking task.
     async fn commit(
         &self,
         key: &ObjectKey,
         condition: Condition,
         temp: PathBuf,
         target: PathBuf,
-        etag: ETag,
-        size: u64,
+        staged: Staged,
     ) -> Result<PutOutcome, Error> {
+        let Staged { etag, size, small } = staged;
         let _key = self.locks.lock(key).await;
         let previous = self.current(key);
         check_condition(key, condition, previous.map(|e| e.etag))?;
         let last_modified = {
             let _dirs = self.dirs.read().await;
             let root = self.objects.clone();
-            let fsync = self.fsync.then(|| self.fsync_seconds.clone());
+            let fsync = self
+                .fsync
+                .then(|| (self.dir_syncs.clone(), self.fsync_seconds.clone()));
             let key = key.to_string();
             tokio::task::spawn_blocking(move || {
-                install(&root, &temp, &target, fsync.as_ref(), &key)
+                if let Some(content) = small {
+                    let histogram = fsync.as_ref().map(|(_, h)| h.clone());
+                    write_small(&temp, &header(etag, size), &content, histogram.as_ref())?;
+                }
+                let fsync = fsync.as_ref().map(|(d, h)| (d.as_ref(), h.as_ref()));
+                install(&root, &temp, &target, fsync, &key)
             })
             .await
             .map_err(|e| Error::io("installing an object", std::io::Error::other(e)))??
@@ -246,10 +267,7 @@ impl Backend for LocalFs {
         check_condition(key, condition, self.current(key).map(|e| e.etag))?;
         let temp = self.temp_path();
         let result = match self.write_temp(&temp, body).await {
-            Ok((etag, size)) => {
-                self.commit(key, condition, temp.clone(), target, etag, size)
-                    .await
-            }
+            Ok(staged) => self.commit(key, condition, temp.clone(), target, staged).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -297,7 +315,9 @@ impl Backend for LocalFs {
         if current.is_none() {
             return Ok(());
         }
-        let fsync = self.fsync.then(|| self.fsync_seconds.clone());
+        let fsync = self
+            .fsync
+            .then(|| (self.dir_syncs.clone(), self.fsync_seconds.clone()));
         let file = path.clone();
         tokio::task::spawn_blocking(move || -> Result<(), Error> {
             match std::fs::remove_file(&file) {
@@ -305,8 +325,8 @@ impl Backend for LocalFs {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("removing an object", e)),
             }
-            if let (Some(histogram), Some(parent)) = (fsync, file.parent()) {
-                sync_dir(parent, histogram.as_ref())?;
+            if let (Some((dirs, histogram)), Some(parent)) = (fsync, file.parent()) {
+                dirs.sync(parent, histogram.as_ref())?;
             }
             Ok(())
         })
@@ -510,24 +530,13 @@ fn object_path(root: &Path, key: &ObjectKey) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-fn sync_dir(dir: &Path, histogram: Option<&prometheus::Histogram>) -> Result<(), Error> {
-    let started = Instant::now();
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsyncing a directory", e))?;
-    if let Some(h) = histogram {
-        h.observe(started.elapsed().as_secs_f64());
-    }
-    Ok(())
-}
-
 /// Creates the directories `target` needs, renames `temp` over it and, when `fsync` is
 /// set, fsyncs the target's directory and the parent of every directory created.
 fn install(
     root: &Path,
     temp: &Path,
     target: &Path,
-    fsync: Option<&Option<prometheus::Histogram>>,
+    fsync: Option<(&DirSyncs, Option<&prometheus::Histogram>)>,
     key: &str,
 ) -> Result<SystemTime, Error> {
     let parent = target.parent().unwrap_or(root);
@@ -559,11 +568,11 @@ fn install(
         });
     }
     std::fs::rename(temp, target).map_err(|e| Error::io("renaming into place", e))?;
-    if let Some(histogram) = fsync {
-        sync_dir(parent, histogram.as_ref())?;
+    if let Some((dirs, histogram)) = fsync {
+        dirs.sync(parent, histogram)?;
         for dir in &created {
             if let Some(p) = dir.parent() {
-                sync_dir(p, histogram.as_ref())?;
+                dirs.sync(p, histogram)?;
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::Error;
 
 #[cfg(test)]
 pub mod conformance;
+mod dirsync;
 mod local;
 mod memory;
 

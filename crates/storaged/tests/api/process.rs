@@ -2,6 +2,7 @@
 //! strace) and a full disk (a small tmpfs).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use crate::helpers::{client, spawn_in, temp_files};
 
 const BIN: &str = env!("CARGO_BIN_EXE_storaged");
 
-/// A running storaged process; killed on drop.
+/// A running storaged process (possibly under strace) in a process group of its own; the
+/// whole group is killed on drop, since a killed strace leaves its tracee running.
 struct Proc {
     child: Child,
     port: u16,
@@ -18,6 +20,9 @@ struct Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -26,6 +31,7 @@ impl Drop for Proc {
 /// Starts `command` (storaged, possibly wrapped) and waits for its "listening" log line.
 fn start(mut command: Command) -> Proc {
     let mut child = command
+        .process_group(0)
         .env("STORAGED_LOG_FORMAT", "json")
         .env("STORAGED_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
