@@ -32,6 +32,10 @@ pub struct Settings {
     pub storaged_timeout: Duration,
     /// Largest register body accepted (a 100,000-object manifest is about 6 MiB of JSON).
     pub max_body_size: ByteSize,
+    /// How often the index is checkpointed to storaged when it changed (`"0s"`: never).
+    /// A checkpoint lets start-up fetch only the manifests that changed since.
+    #[serde(deserialize_with = "service_kit::duration")]
+    pub checkpoint_interval: Duration,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
 }

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub rehydration_seconds: Gauge,
     /// Manifests loaded by the last rehydration.
     pub rehydration_manifests: IntGauge,
+    /// Manifests the last rehydration fetched one by one (not current in the checkpoint).
+    pub rehydration_fetched: IntGauge,
+    /// Checkpoint writes by outcome (`ok`, `error`).
+    pub checkpoints: IntCounterVec,
     /// 1 once the index is rebuilt and requests are served.
     pub ready: IntGauge,
     /// Latency of calls to storaged by operation.
@@ -69,6 +73,20 @@ impl Metrics {
             "Manifests loaded by the last index rebuild",
         )?;
         let ready = IntGauge::new("catalogd_ready", "1 once the index is rebuilt")?;
+        let rehydration_fetched = IntGauge::new(
+            "catalogd_rehydration_fetched_manifests",
+            "Manifests the last index rebuild fetched one by one (not current in the checkpoint)",
+        )?;
+        let checkpoints = IntCounterVec::new(
+            Opts::new(
+                "catalogd_checkpoint_writes_total",
+                "Checkpoint writes by outcome",
+            ),
+            &["outcome"],
+        )?;
+        for outcome in ["ok", "error"] {
+            checkpoints.with_label_values(&[outcome]);
+        }
         let storaged_latency = HistogramVec::new(
             HistogramOpts::new(
                 "catalogd_storaged_request_duration_seconds",
@@ -94,6 +112,8 @@ impl Metrics {
             Box::new(ready.clone()),
             Box::new(storaged_latency.clone()),
             Box::new(storaged_errors.clone()),
+            Box::new(rehydration_fetched.clone()),
+            Box::new(checkpoints.clone()),
         ] {
             registry.register(metric)?;
         }
@@ -105,6 +125,8 @@ impl Metrics {
             datasets,
             rehydration_seconds,
             rehydration_manifests,
+            rehydration_fetched,
+            checkpoints,
             ready,
             storaged_latency,
             storaged_errors,

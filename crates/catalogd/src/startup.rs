@@ -94,7 +94,8 @@ impl Application {
         .map_err(|e| Error::io("listening", e))?
         .run();
         tracing::info!(port, storaged = %settings.storaged_url, "listening; rebuilding the index");
-        let startup = actix_web::rt::spawn(rehydrate(catalog, shared));
+        let startup =
+            actix_web::rt::spawn(rehydrate(catalog, shared, settings.checkpoint_interval));
         Ok(Self {
             port,
             server,
@@ -152,22 +153,44 @@ impl Application {
 }
 
 /// Rebuilds the index, retrying while storaged is unreachable; a manifest that cannot be
-/// read or decoded ends start-up.
-async fn rehydrate(catalog: Catalog, shared: Arc<Shared>) -> Result<(), CatalogError> {
+/// read or decoded ends start-up. Once ready, keeps the checkpoint current.
+async fn rehydrate(
+    catalog: Catalog,
+    shared: Arc<Shared>,
+    checkpoint_interval: Duration,
+) -> Result<(), CatalogError> {
     let mut delay = Duration::from_millis(100);
     loop {
         let started = Instant::now();
         match catalog.rehydrate().await {
-            Ok(count) => {
+            Ok(loaded) => {
                 let seconds = started.elapsed().as_secs_f64();
-                shared.metrics.rehydration_seconds.set(seconds);
-                shared
-                    .metrics
+                let metrics = &shared.metrics;
+                metrics.rehydration_seconds.set(seconds);
+                metrics
                     .rehydration_manifests
-                    .set(i64::try_from(count).unwrap_or(i64::MAX));
-                shared.metrics.ready.set(1);
+                    .set(i64::try_from(loaded.datasets).unwrap_or(i64::MAX));
+                metrics
+                    .rehydration_fetched
+                    .set(i64::try_from(loaded.fetched).unwrap_or(i64::MAX));
+                metrics.ready.set(1);
                 shared.ready.store(true, Ordering::Release);
-                tracing::info!(datasets = count, seconds, "index rebuilt; ready");
+                tracing::info!(
+                    datasets = loaded.datasets,
+                    fetched = loaded.fetched,
+                    seconds,
+                    "index rebuilt; ready"
+                );
+                if !checkpoint_interval.is_zero() {
+                    // A checkpoint that was missing or stale is rewritten at once.
+                    let written = (loaded.fetched == 0).then(|| catalog.changes());
+                    actix_web::rt::spawn(keep_checkpoint(
+                        catalog,
+                        shared.clone(),
+                        checkpoint_interval,
+                        written,
+                    ));
+                }
                 return Ok(());
             }
             Err(CatalogError::Storage(
@@ -182,5 +205,42 @@ async fn rehydrate(catalog: Catalog, shared: Arc<Shared>) -> Result<(), CatalogE
                 return Err(e);
             }
         }
+    }
+}
+
+/// Writes a checkpoint whenever the index changed since the last one written, checking
+/// every `interval`; `written` is the change count the stored checkpoint reflects, if it
+/// is current. A failed write is logged and retried at the next tick.
+async fn keep_checkpoint(
+    catalog: Catalog,
+    shared: Arc<Shared>,
+    interval: Duration,
+    mut written: Option<u64>,
+) {
+    loop {
+        let changes = catalog.changes();
+        if written != Some(changes) {
+            let started = Instant::now();
+            match catalog.write_checkpoint().await {
+                Ok(datasets) => {
+                    written = Some(changes);
+                    shared.metrics.checkpoints.with_label_values(&["ok"]).inc();
+                    tracing::info!(
+                        datasets,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "checkpoint written"
+                    );
+                }
+                Err(e) => {
+                    shared
+                        .metrics
+                        .checkpoints
+                        .with_label_values(&["error"])
+                        .inc();
+                    tracing::warn!(error = %service_kit::ErrorChain(&e), "cannot write the checkpoint; retrying later");
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
     }
 }

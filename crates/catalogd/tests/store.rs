@@ -47,6 +47,23 @@ async fn conformance(store: &dyn ManifestStore) {
         .await
         .unwrap();
     assert_ne!(e1, e2);
+    // The listing carries each manifest's entity tag, in the form `get` and `put` give.
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].etag.as_str()),
+        ("conf.a", e2.as_str())
+    );
+    // The checkpoint: absent, then whatever was last put.
+    assert!(store.get_checkpoint().await.unwrap().is_none());
+    store.put_checkpoint("one".into()).await.unwrap();
+    store.put_checkpoint("two".into()).await.unwrap();
+    assert_eq!(store.get_checkpoint().await.unwrap().unwrap(), "two");
+    assert_eq!(
+        store.list().await.unwrap().len(),
+        1,
+        "the checkpoint is not a manifest"
+    );
     let err = store
         .put(&manifest("conf.a", 3), WriteCondition::Matches(e1.clone()))
         .await
@@ -203,7 +220,7 @@ async fn a_thousand_datasets_survive_a_rebuild_from_storaged() {
         .into_iter()
         .for_each(|r| assert!(r.is_ok()));
     let second = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
-    assert_eq!(second.rehydrate().await.unwrap(), 1000);
+    assert_eq!(second.rehydrate().await.unwrap().datasets, 1000);
     for n in &names {
         assert_eq!(second.get(&name(n)), first.get(&name(n)), "{n}");
     }

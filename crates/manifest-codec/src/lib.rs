@@ -13,6 +13,7 @@
 //! - **The manifest file**: one Parquet row that any Parquet reader can open; [`decode`]
 //!   treats every file as hostile and never panics.
 
+mod checkpoint;
 mod error;
 mod id;
 pub mod key;
@@ -20,6 +21,10 @@ pub mod manifest;
 pub mod name;
 mod parquet_codec;
 
+pub use checkpoint::{
+    checkpoint_schema, decode_checkpoint, encode_checkpoint, CheckpointEntry,
+    CHECKPOINT_FORMAT_VERSION_KEY,
+};
 pub use error::{DecodeError, EncodeError, FingerprintError, KeyError, NameError};
 pub use id::{dataset_id, DATASET_NAMESPACE};
 pub use key::ObjectKey;

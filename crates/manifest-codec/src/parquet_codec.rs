@@ -73,13 +73,28 @@ fn objects_type() -> DataType {
 pub fn encode(manifest: &Manifest) -> Result<Bytes, EncodeError> {
     check_invariants(manifest)?;
     let schema = manifest_schema();
+    let batch = manifest_batch(&schema, &[manifest], Vec::new())?;
+    write_file(
+        schema,
+        &batch,
+        FORMAT_VERSION_KEY,
+        1024 + manifest.objects.len() * 48,
+    )
+}
 
+/// The rows of `manifests` under `schema` (the manifest columns, then `extra` columns).
+pub(crate) fn manifest_batch(
+    schema: &SchemaRef,
+    manifests: &[&Manifest],
+    extra: Vec<ArrayRef>,
+) -> Result<RecordBatch, EncodeError> {
+    let all_objects = manifests.iter().flat_map(|m| m.objects.iter());
     let mut keys = StringBuilder::with_capacity(
-        manifest.objects.len(),
-        manifest.objects.iter().map(|o| o.key.as_str().len()).sum(),
+        all_objects.clone().count(),
+        all_objects.clone().map(|o| o.key.as_str().len()).sum(),
     );
-    let mut sizes = Int64Builder::with_capacity(manifest.objects.len());
-    for object in &manifest.objects {
+    let mut sizes = Int64Builder::with_capacity(all_objects.clone().count());
+    for object in all_objects {
         keys.append_value(object.key.as_str());
         sizes.append_value(object.size);
     }
@@ -96,56 +111,87 @@ pub fn encode(manifest: &Manifest) -> Result<Bytes, EncodeError> {
     };
     let objects = ListArray::new(
         item,
-        OffsetBuffer::from_lengths([manifest.objects.len()]),
+        OffsetBuffer::from_lengths(manifests.iter().map(|m| m.objects.len())),
         Arc::new(objects),
         None,
     );
-    let timestamp = |ts: Timestamp| {
-        Arc::new(TimestampMicrosecondArray::from(vec![ts.as_micros()]).with_timezone(UTC))
-            as ArrayRef
+    let timestamps = |at: fn(&Manifest) -> Timestamp| {
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                manifests
+                    .iter()
+                    .map(|m| at(m).as_micros())
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone(UTC),
+        ) as ArrayRef
     };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![manifest
-            .dataset_id
-            .hyphenated()
-            .to_string()])),
-        Arc::new(StringArray::from(vec![manifest.name.as_str()])),
-        Arc::new(StringArray::from(vec![manifest
-            .schema_fingerprint
-            .as_str()])),
-        Arc::new(Int64Array::from(vec![manifest.version])),
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(
+            manifests
+                .iter()
+                .map(|m| m.dataset_id.hyphenated().to_string())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            manifests
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            manifests
+                .iter()
+                .map(|m| m.schema_fingerprint.as_str())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            manifests.iter().map(|m| m.version).collect::<Vec<_>>(),
+        )),
         Arc::new(objects),
-        Arc::new(Int64Array::from(vec![manifest.row_count])),
-        timestamp(manifest.created_at),
-        timestamp(manifest.updated_at),
+        Arc::new(Int64Array::from(
+            manifests.iter().map(|m| m.row_count).collect::<Vec<_>>(),
+        )),
+        timestamps(|m| m.created_at),
+        timestamps(|m| m.updated_at),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| EncodeError::Parquet(parquet::errors::ParquetError::from(e)))?;
+    columns.extend(extra);
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| EncodeError::Parquet(parquet::errors::ParquetError::from(e)))
+}
 
-    // One row: column statistics, dictionaries and the embedded Arrow schema cost more to
-    // write and read than they could ever save a reader.
+/// Writes `batch` as a snappy-compressed Parquet file whose key-value metadata holds
+/// `format_key` = [`FORMAT_VERSION`].
+pub(crate) fn write_file(
+    schema: SchemaRef,
+    batch: &RecordBatch,
+    format_key: &str,
+    capacity: usize,
+) -> Result<Bytes, EncodeError> {
+    // Column statistics, dictionaries and the embedded Arrow schema cost more to write
+    // and read than they could ever save a reader of these files.
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_dictionary_enabled(false)
         .set_offset_index_disabled(true)
         .set_key_value_metadata(Some(vec![KeyValue::new(
-            FORMAT_VERSION_KEY.to_owned(),
+            format_key.to_owned(),
             FORMAT_VERSION.to_owned(),
         )]))
         .build();
-    let mut out = Vec::with_capacity(1024 + manifest.objects.len() * 48);
+    let mut out = Vec::with_capacity(capacity);
     let options = ArrowWriterOptions::new()
         .with_properties(props)
         .with_skip_arrow_metadata(true);
     let mut writer = ArrowWriter::try_new_with_options(&mut out, schema, options)
         .map_err(EncodeError::Parquet)?;
-    writer.write(&batch).map_err(EncodeError::Parquet)?;
+    writer.write(batch).map_err(EncodeError::Parquet)?;
     writer.close().map_err(EncodeError::Parquet)?;
     Ok(Bytes::from(out))
 }
 
-fn check_invariants(manifest: &Manifest) -> Result<(), EncodeError> {
+pub(crate) fn check_invariants(manifest: &Manifest) -> Result<(), EncodeError> {
     let expected = dataset_id(&manifest.name);
     if manifest.dataset_id != expected {
         return Err(EncodeError::IdMismatch {
@@ -186,7 +232,9 @@ pub fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
 }
 
 /// Runs `f`, turning a panic into [`DecodeError::Panicked`].
-fn contain_panics<T>(f: impl FnOnce() -> Result<T, DecodeError>) -> Result<T, DecodeError> {
+pub(crate) fn contain_panics<T>(
+    f: impl FnOnce() -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
@@ -198,6 +246,29 @@ fn contain_panics<T>(f: impl FnOnce() -> Result<T, DecodeError>) -> Result<T, De
 }
 
 fn decode_unguarded(bytes: &[u8]) -> Result<Manifest, DecodeError> {
+    let expected = manifest_schema();
+    let batches = read_file(bytes, FORMAT_VERSION_KEY, &expected, Some(1), 2)?;
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let batch = match batches.into_iter().find(|b| b.num_rows() > 0) {
+        Some(batch) if total == 1 => batch,
+        _ => {
+            return Err(DecodeError::RowCount {
+                rows: i64::try_from(total).unwrap_or(i64::MAX),
+            })
+        }
+    };
+    Columns::of(&batch)?.manifest(0)
+}
+
+/// Checks the magic, the format version under `format_key`, the row count (when `rows` is
+/// given) and every column of `expected`, then reads the file's batches.
+pub(crate) fn read_file(
+    bytes: &[u8],
+    format_key: &'static str,
+    expected: &SchemaRef,
+    rows: Option<i64>,
+    batch_size: usize,
+) -> Result<Vec<RecordBatch>, DecodeError> {
     check_magic(bytes)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(bytes))
         .map_err(|e| DecodeError::Parquet(e.to_string()))?;
@@ -205,10 +276,8 @@ fn decode_unguarded(bytes: &[u8]) -> Result<Manifest, DecodeError> {
     let file_metadata = builder.metadata().file_metadata();
     let version = file_metadata
         .key_value_metadata()
-        .and_then(|kvs| kvs.iter().find(|kv| kv.key == FORMAT_VERSION_KEY))
-        .ok_or(DecodeError::MissingFormatVersion {
-            key: FORMAT_VERSION_KEY,
-        })?;
+        .and_then(|kvs| kvs.iter().find(|kv| kv.key == format_key))
+        .ok_or(DecodeError::MissingFormatVersion { key: format_key })?;
     match version.value.as_deref() {
         Some(FORMAT_VERSION) => {}
         other => {
@@ -217,11 +286,12 @@ fn decode_unguarded(bytes: &[u8]) -> Result<Manifest, DecodeError> {
             })
         }
     }
-    let rows = file_metadata.num_rows();
-    if rows != 1 {
-        return Err(DecodeError::RowCount { rows });
+    if let Some(required_rows) = rows {
+        let found = file_metadata.num_rows();
+        if found != required_rows {
+            return Err(DecodeError::RowCount { rows: found });
+        }
     }
-    let expected = manifest_schema();
     for field in expected.fields() {
         let column = column_name(field.name());
         let found = builder
@@ -238,23 +308,12 @@ fn decode_unguarded(bytes: &[u8]) -> Result<Manifest, DecodeError> {
     }
 
     let reader = builder
-        .with_batch_size(2)
+        .with_batch_size(batch_size)
         .build()
         .map_err(|e| DecodeError::Parquet(e.to_string()))?;
-    let mut batches = Vec::new();
-    for batch in reader {
-        batches.push(batch.map_err(|e| DecodeError::Parquet(e.to_string()))?);
-    }
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let batch = match batches.into_iter().find(|b| b.num_rows() > 0) {
-        Some(batch) if total == 1 => batch,
-        _ => {
-            return Err(DecodeError::RowCount {
-                rows: i64::try_from(total).unwrap_or(i64::MAX),
-            })
-        }
-    };
-    manifest_from_row(&batch)
+    reader
+        .map(|batch| batch.map_err(|e| DecodeError::Parquet(e.to_string())))
+        .collect()
 }
 
 fn check_magic(bytes: &[u8]) -> Result<(), DecodeError> {
@@ -305,12 +364,13 @@ fn column_name(name: &str) -> &'static str {
         "row_count" => "row_count",
         "created_at" => "created_at",
         "updated_at" => "updated_at",
+        "etag" => "etag",
         _ => "<unknown>",
     }
 }
 
 /// Takes column `name` of `batch` as a fully validated `T`.
-fn column<'a, T: Array + 'static>(
+pub(crate) fn column<'a, T: Array + 'static>(
     batch: &'a RecordBatch,
     name: &'static str,
 ) -> Result<&'a T, DecodeError> {
@@ -334,8 +394,12 @@ fn column<'a, T: Array + 'static>(
         })
 }
 
-fn required<A: Array>(array: &A, column: &'static str) -> Result<(), DecodeError> {
-    if array.is_null(0) {
+pub(crate) fn required<A: Array>(
+    array: &A,
+    row: usize,
+    column: &'static str,
+) -> Result<(), DecodeError> {
+    if array.is_null(row) {
         return Err(DecodeError::Null { column });
     }
     Ok(())
@@ -348,12 +412,6 @@ fn invalid(column: &'static str, reason: impl std::fmt::Display) -> DecodeError 
     }
 }
 
-fn required_str<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a str, DecodeError> {
-    let array = column::<StringArray>(batch, name)?;
-    required(array, name)?;
-    Ok(array.value(0))
-}
-
 fn non_negative(value: i64, column: &'static str) -> Result<i64, DecodeError> {
     if value < 0 {
         return Err(invalid(column, format!("{value} is negative")));
@@ -361,110 +419,145 @@ fn non_negative(value: i64, column: &'static str) -> Result<i64, DecodeError> {
     Ok(value)
 }
 
-fn timestamp(batch: &RecordBatch, name: &'static str) -> Result<Timestamp, DecodeError> {
-    let array = column::<TimestampMicrosecondArray>(batch, name)?;
-    required(array, name)?;
-    let micros = array.value(0);
-    Timestamp::from_micros(micros).ok_or_else(|| {
-        invalid(
-            name,
-            format!("{micros} µs is outside the representable range"),
-        )
-    })
+/// The manifest columns of one batch, each validated in full once.
+pub(crate) struct Columns<'a> {
+    ids: &'a StringArray,
+    names: &'a StringArray,
+    fingerprints: &'a StringArray,
+    versions: &'a Int64Array,
+    objects: &'a ListArray,
+    row_counts: &'a Int64Array,
+    created: &'a TimestampMicrosecondArray,
+    updated: &'a TimestampMicrosecondArray,
 }
 
-fn manifest_from_row(batch: &RecordBatch) -> Result<Manifest, DecodeError> {
-    let name = DatasetName::parse(required_str(batch, "name")?).map_err(|e| invalid("name", e))?;
-
-    let raw_id = required_str(batch, "dataset_id")?;
-    let id = uuid::Uuid::try_parse(raw_id).map_err(|e| invalid("dataset_id", e))?;
-    if id.hyphenated().to_string() != raw_id {
-        return Err(invalid(
-            "dataset_id",
-            format!("{raw_id:?} is not a canonical lowercase hyphenated uuid"),
-        ));
-    }
-    let expected = dataset_id(&name);
-    if id != expected {
-        return Err(invalid(
-            "dataset_id",
-            format!("{id} is not the id of name {name:?} ({expected})"),
-        ));
-    }
-
-    let fingerprint = SchemaFingerprint::parse(required_str(batch, "schema_fingerprint")?)
-        .map_err(|e| invalid("schema_fingerprint", e))?;
-
-    let versions = column::<Int64Array>(batch, "version")?;
-    required(versions, "version")?;
-    let version = versions.value(0);
-    if version < 1 {
-        return Err(invalid("version", format!("{version} is below 1")));
-    }
-
-    let row_counts = column::<Int64Array>(batch, "row_count")?;
-    let row_count = if row_counts.is_null(0) {
-        None
-    } else {
-        Some(non_negative(row_counts.value(0), "row_count")?)
-    };
-
-    Ok(Manifest {
-        dataset_id: id,
-        name,
-        schema_fingerprint: fingerprint,
-        version,
-        objects: objects(batch)?,
-        row_count,
-        created_at: timestamp(batch, "created_at")?,
-        updated_at: timestamp(batch, "updated_at")?,
-    })
-}
-
-fn objects(batch: &RecordBatch) -> Result<Vec<ObjectRef>, DecodeError> {
-    let lists = column::<ListArray>(batch, "objects")?;
-    required(lists, "objects")?;
-    let items = lists.value(0);
-    let items = items
-        .as_any()
-        .downcast_ref::<StructArray>()
-        .ok_or_else(|| invalid("objects", "list items are not structs"))?;
-    if items.null_count() > 0 {
-        return Err(DecodeError::Null { column: "objects" });
-    }
-    let keys = items
-        .column_by_name("key")
-        .and_then(|a| a.as_any().downcast_ref::<StringArray>())
-        .ok_or(DecodeError::MissingColumn {
-            column: "objects.key",
-        })?;
-    let sizes = items
-        .column_by_name("size")
-        .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
-        .ok_or(DecodeError::MissingColumn {
-            column: "objects.size",
-        })?;
-    if keys.null_count() > 0 {
-        return Err(DecodeError::Null {
-            column: "objects.key",
-        });
-    }
-    if sizes.null_count() > 0 {
-        return Err(DecodeError::Null {
-            column: "objects.size",
-        });
-    }
-    keys.iter()
-        .zip(sizes.values().iter())
-        .map(|(key, &size)| {
-            let key =
-                ObjectKey::parse(key.unwrap_or_default()).map_err(|e| invalid("objects.key", e))?;
-            Ok(ObjectRef {
-                key,
-                size: non_negative(size, "objects.size")?,
-            })
+impl<'a> Columns<'a> {
+    pub(crate) fn of(batch: &'a RecordBatch) -> Result<Self, DecodeError> {
+        Ok(Self {
+            ids: column(batch, "dataset_id")?,
+            names: column(batch, "name")?,
+            fingerprints: column(batch, "schema_fingerprint")?,
+            versions: column(batch, "version")?,
+            objects: column(batch, "objects")?,
+            row_counts: column(batch, "row_count")?,
+            created: column(batch, "created_at")?,
+            updated: column(batch, "updated_at")?,
         })
-        .collect()
+    }
+
+    fn str(array: &'a StringArray, row: usize, name: &'static str) -> Result<&'a str, DecodeError> {
+        required(array, row, name)?;
+        Ok(array.value(row))
+    }
+
+    fn timestamp(
+        array: &TimestampMicrosecondArray,
+        row: usize,
+        name: &'static str,
+    ) -> Result<Timestamp, DecodeError> {
+        required(array, row, name)?;
+        let micros = array.value(row);
+        Timestamp::from_micros(micros).ok_or_else(|| {
+            invalid(
+                name,
+                format!("{micros} µs is outside the representable range"),
+            )
+        })
+    }
+
+    /// The manifest in `row`, checked against every rule of the model.
+    pub(crate) fn manifest(&self, row: usize) -> Result<Manifest, DecodeError> {
+        let name = DatasetName::parse(Self::str(self.names, row, "name")?)
+            .map_err(|e| invalid("name", e))?;
+
+        let raw_id = Self::str(self.ids, row, "dataset_id")?;
+        let id = uuid::Uuid::try_parse(raw_id).map_err(|e| invalid("dataset_id", e))?;
+        if id.hyphenated().to_string() != raw_id {
+            return Err(invalid(
+                "dataset_id",
+                format!("{raw_id:?} is not a canonical lowercase hyphenated uuid"),
+            ));
+        }
+        let expected = dataset_id(&name);
+        if id != expected {
+            return Err(invalid(
+                "dataset_id",
+                format!("{id} is not the id of name {name:?} ({expected})"),
+            ));
+        }
+
+        let fingerprint =
+            SchemaFingerprint::parse(Self::str(self.fingerprints, row, "schema_fingerprint")?)
+                .map_err(|e| invalid("schema_fingerprint", e))?;
+
+        required(self.versions, row, "version")?;
+        let version = self.versions.value(row);
+        if version < 1 {
+            return Err(invalid("version", format!("{version} is below 1")));
+        }
+
+        let row_count = if self.row_counts.is_null(row) {
+            None
+        } else {
+            Some(non_negative(self.row_counts.value(row), "row_count")?)
+        };
+
+        Ok(Manifest {
+            dataset_id: id,
+            name,
+            schema_fingerprint: fingerprint,
+            version,
+            objects: self.objects(row)?,
+            row_count,
+            created_at: Self::timestamp(self.created, row, "created_at")?,
+            updated_at: Self::timestamp(self.updated, row, "updated_at")?,
+        })
+    }
+
+    fn objects(&self, row: usize) -> Result<Vec<ObjectRef>, DecodeError> {
+        required(self.objects, row, "objects")?;
+        let items = self.objects.value(row);
+        let items = items
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .ok_or_else(|| invalid("objects", "list items are not structs"))?;
+        if items.null_count() > 0 {
+            return Err(DecodeError::Null { column: "objects" });
+        }
+        let keys = items
+            .column_by_name("key")
+            .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+            .ok_or(DecodeError::MissingColumn {
+                column: "objects.key",
+            })?;
+        let sizes = items
+            .column_by_name("size")
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+            .ok_or(DecodeError::MissingColumn {
+                column: "objects.size",
+            })?;
+        if keys.null_count() > 0 {
+            return Err(DecodeError::Null {
+                column: "objects.key",
+            });
+        }
+        if sizes.null_count() > 0 {
+            return Err(DecodeError::Null {
+                column: "objects.size",
+            });
+        }
+        keys.iter()
+            .zip(sizes.values().iter())
+            .map(|(key, &size)| {
+                let key = ObjectKey::parse(key.unwrap_or_default())
+                    .map_err(|e| invalid("objects.key", e))?;
+                Ok(ObjectRef {
+                    key,
+                    size: non_negative(size, "objects.size")?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::ops::Bound;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use keylock::KeyLocks;
-use manifest_codec::{dataset_id, DatasetName, Manifest, ObjectRef, SchemaFingerprint, Timestamp};
+use manifest_codec::{
+    dataset_id, CheckpointEntry, DatasetName, Manifest, ObjectRef, SchemaFingerprint, Timestamp,
+};
 use uuid::Uuid;
 
 use crate::store::{ManifestStore, StoreError, StoredManifest, WriteCondition};
@@ -103,6 +106,15 @@ impl RegisterRequest {
     }
 }
 
+/// What a rebuild of the index loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rehydrated {
+    /// Datasets in the rebuilt index.
+    pub datasets: usize,
+    /// Manifests fetched one by one (not current in the checkpoint).
+    pub fetched: usize,
+}
+
 /// The result of a successful register.
 #[derive(Debug, Clone)]
 pub struct Registered {
@@ -182,6 +194,7 @@ pub struct Page {
 #[derive(Debug)]
 struct Shared {
     index: RwLock<Index>,
+    changes: AtomicU64,
     stale: Mutex<HashSet<DatasetName>>,
     writers: KeyLocks<DatasetName>,
     clock: Arc<dyn Clock>,
@@ -222,6 +235,7 @@ impl Catalog {
         Self {
             shared: Arc::new(Shared {
                 index: RwLock::default(),
+                changes: AtomicU64::new(0),
                 stale: Mutex::default(),
                 writers: KeyLocks::default(),
                 clock,
@@ -299,21 +313,36 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// Rebuilds the index from the store: lists every manifest (all pages), fetches and
-    /// decodes them with bounded parallelism, and only then swaps the finished index in at
-    /// once. Any manifest that cannot be fetched or decoded fails the whole rebuild with an
-    /// error naming its key, and the index is left as it was. Writes nothing to the store.
-    /// Returns the number of datasets loaded.
-    pub async fn rehydrate(&self) -> Result<usize, CatalogError> {
+    /// Rebuilds the index from the store: lists every manifest (all pages) with its
+    /// entity tag, takes from the checkpoint every manifest whose tag the listing confirms,
+    /// fetches and decodes the others with bounded parallelism, and only then swaps the
+    /// finished index in at once. Any listed manifest that cannot be fetched or decoded
+    /// fails the whole rebuild with an error naming its key, and the index is left as it
+    /// was. An unreadable checkpoint is ignored (it is only a cache). Writes nothing.
+    pub async fn rehydrate(&self) -> Result<Rehydrated, CatalogError> {
         use futures_util::{StreamExt, TryStreamExt};
 
-        let names = self
-            .store
-            .list_names()
-            .await
-            .map_err(CatalogError::Storage)?;
+        let listed = self.store.list().await.map_err(CatalogError::Storage)?;
+        let mut checkpoint = self.read_checkpoint().await?;
+        let mut entries = Vec::with_capacity(listed.len());
+        let mut missing = Vec::new();
+        for item in listed {
+            match checkpoint.remove(&item.name) {
+                Some(c) if c.etag == item.etag && c.manifest.name == item.name => {
+                    entries.push((
+                        item.name,
+                        Entry {
+                            manifest: Arc::new(c.manifest),
+                            etag: c.etag,
+                        },
+                    ));
+                }
+                _ => missing.push(item.name),
+            }
+        }
+        let fetched = missing.len();
         let store = &self.store;
-        let entries: Vec<(DatasetName, Entry)> = futures_util::stream::iter(names)
+        let fetched_entries: Vec<(DatasetName, Entry)> = futures_util::stream::iter(missing)
             .map(|name| async move {
                 match store.get(&name).await {
                     Ok(Some(stored)) => Ok(Some((name, Entry::from(stored)))),
@@ -328,15 +357,73 @@ impl Catalog {
             .await
             .map_err(CatalogError::Storage)?;
         let mut index = Index::default();
-        for (name, entry) in entries {
+        for (name, entry) in entries.into_iter().chain(fetched_entries) {
             index.insert(&name, entry);
         }
-        let count = index.by_name.len();
+        let datasets = index.by_name.len();
         *self
             .shared
             .index
             .write()
             .unwrap_or_else(PoisonError::into_inner) = index;
+        Ok(Rehydrated { datasets, fetched })
+    }
+
+    /// The checkpoint's entries by name; empty when there is none or it cannot be decoded.
+    async fn read_checkpoint(&self) -> Result<HashMap<DatasetName, CheckpointEntry>, CatalogError> {
+        let Some(bytes) = self
+            .store
+            .get_checkpoint()
+            .await
+            .map_err(CatalogError::Storage)?
+        else {
+            return Ok(HashMap::new());
+        };
+        match manifest_codec::decode_checkpoint(&bytes) {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .map(|e| (e.manifest.name.clone(), e))
+                .collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring an unreadable checkpoint; fetching every manifest");
+                Ok(HashMap::new())
+            }
+        }
+    }
+
+    /// Changes published so far (registers and deletes); a checkpoint written at one
+    /// value is current until it moves.
+    pub fn changes(&self) -> u64 {
+        self.shared.changes.load(Ordering::Acquire)
+    }
+
+    /// Writes a checkpoint of the published index (every manifest with its entity tag).
+    /// Returns the number of manifests written.
+    pub async fn write_checkpoint(&self) -> Result<usize, CatalogError> {
+        let snapshot: Vec<(Arc<Manifest>, String)> = self
+            .read_index()
+            .by_name
+            .values()
+            .map(|e| (e.manifest.clone(), e.etag.clone()))
+            .collect();
+        let count = snapshot.len();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let entries: Vec<(&Manifest, &str)> = snapshot
+                .iter()
+                .map(|(m, e)| (m.as_ref(), e.as_str()))
+                .collect();
+            manifest_codec::encode_checkpoint(&entries)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("encoding the checkpoint: {e}")))
+        .and_then(|r| {
+            r.map_err(|e| StoreError::Unavailable(format!("encoding the checkpoint: {e}")))
+        })
+        .map_err(CatalogError::Storage)?;
+        self.store
+            .put_checkpoint(bytes)
+            .await
+            .map_err(CatalogError::Storage)?;
         Ok(count)
     }
 
@@ -508,6 +595,7 @@ impl Catalog {
             Some(entry) => index.insert(name, entry),
             None => index.remove(name),
         }
+        self.shared.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {

@@ -345,7 +345,7 @@ async fn rehydration_rebuilds_the_same_index() {
         .await
         .unwrap();
     let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
-    assert_eq!(restarted.rehydrate().await.unwrap(), 100);
+    assert_eq!(restarted.rehydrate().await.unwrap().datasets, 100);
     for i in 0..100 {
         let n = name(&format!("ds{i:03}"));
         assert_eq!(restarted.get(&n), catalog.get(&n));
@@ -374,4 +374,74 @@ async fn a_corrupt_manifest_fails_rehydration_naming_it_and_changes_nothing() {
     );
     assert!(restarted.is_empty(), "half-loaded index");
     assert_eq!(store.puts(), puts_before, "rehydration wrote to the store");
+}
+
+#[tokio::test]
+async fn a_current_checkpoint_spares_every_fetch_and_a_stale_row_is_refetched() {
+    let (catalog, store) = catalog();
+    for i in 0..50 {
+        catalog
+            .register(request(&format!("cp{i:02}"), "fp", &["k"]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(catalog.write_checkpoint().await.unwrap(), 50);
+
+    let gets = store.gets();
+    let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
+    let loaded = restarted.rehydrate().await.unwrap();
+    assert_eq!((loaded.datasets, loaded.fetched), (50, 0));
+    assert_eq!(store.gets() - gets, 1, "only the checkpoint was read");
+    for i in 0..50 {
+        let n = name(&format!("cp{i:02}"));
+        assert_eq!(restarted.get(&n), catalog.get(&n));
+    }
+
+    // After the checkpoint: two updates, a delete and a new dataset. The checkpoint's rows
+    // for them are stale or missing, so those are fetched and the store wins.
+    catalog
+        .register(request("cp00", "fp", &["new"]))
+        .await
+        .unwrap();
+    catalog
+        .register(request("cp01", "fp", &["new"]))
+        .await
+        .unwrap();
+    catalog.delete(&name("cp02")).await.unwrap();
+    catalog.register(request("cp99", "fp", &[])).await.unwrap();
+    let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
+    let loaded = restarted.rehydrate().await.unwrap();
+    assert_eq!((loaded.datasets, loaded.fetched), (50, 3));
+    assert_eq!(restarted.get(&name("cp00")).unwrap().version, 2);
+    assert_eq!(restarted.get(&name("cp00")), catalog.get(&name("cp00")));
+    assert!(
+        restarted.get(&name("cp02")).is_none(),
+        "a deleted dataset came back"
+    );
+    assert!(restarted.get(&name("cp99")).is_some());
+    // The rebuilt catalog writes on from what the store holds.
+    let next = restarted
+        .register(request("cp01", "fp", &[]))
+        .await
+        .unwrap();
+    assert_eq!(next.manifest.version, 3);
+}
+
+#[tokio::test]
+async fn an_unreadable_checkpoint_is_ignored() {
+    let (catalog, store) = catalog();
+    for i in 0..5 {
+        catalog
+            .register(request(&format!("u{i}"), "fp", &[]))
+            .await
+            .unwrap();
+    }
+    store
+        .put_checkpoint("not a parquet file".into())
+        .await
+        .unwrap();
+    let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
+    let loaded = restarted.rehydrate().await.unwrap();
+    assert_eq!((loaded.datasets, loaded.fetched), (5, 5));
+    assert_eq!(restarted.get(&name("u3")), catalog.get(&name("u3")));
 }

@@ -10,14 +10,24 @@ use std::time::Duration;
 use async_trait::async_trait;
 use awc::error::SendRequestError;
 use awc::http::{header, StatusCode};
+use bytes::Bytes;
 use manifest_codec::manifest::MANIFEST_PREFIX;
 use manifest_codec::{manifest_key, name_from_manifest_key, DatasetName, Manifest};
 use serde::Deserialize;
 
-use super::{ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{ListedManifest, ManifestStore, StoreError, StoredManifest, WriteCondition};
 
 /// Largest manifest accepted from storaged (a 100,000-object manifest is a few MiB).
 const MAX_MANIFEST_BYTES: usize = 256 * 1024 * 1024;
+
+/// Where the catalog checkpoint lives: under the reserved prefix, outside the manifests'.
+pub const CHECKPOINT_KEY: &str = "_catalog/checkpoint/catalog.parquet";
+
+/// Largest checkpoint read (100,000 datasets of 10 objects take ~10 MiB).
+const MAX_CHECKPOINT_BYTES: usize = 2 * 1024 * 1024 * 1024;
+
+/// A checkpoint can be large: its transfer gets at least this long.
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// storaged as a manifest store.
 #[derive(Clone)]
@@ -117,6 +127,7 @@ struct ListPage {
 #[derive(Deserialize)]
 struct ListedObject {
     key: String,
+    etag: String,
 }
 
 fn etag_of(res: &awc::ClientResponse<impl Sized>) -> Result<String, StoreError> {
@@ -189,7 +200,7 @@ impl ManifestStore for HttpManifestStore {
         }
     }
 
-    async fn list_names(&self) -> Result<Vec<DatasetName>, StoreError> {
+    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -226,12 +237,54 @@ impl ManifestStore for HttpManifestStore {
             for object in page.objects {
                 let name = name_from_manifest_key(&object.key)
                     .ok_or(StoreError::NotAManifestKey { key: object.key })?;
-                names.push(name);
+                // Listings carry the bare tag; headers (and so `StoredManifest`) quote it.
+                names.push(ListedManifest {
+                    name,
+                    etag: format!("\"{}\"", object.etag),
+                });
             }
             match page.next_continuation_token {
                 Some(next) => token = Some(next),
                 None => return Ok(names),
             }
+        }
+    }
+
+    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError> {
+        let url = format!("{}/v1/objects/{CHECKPOINT_KEY}", self.base);
+        let mut res = self
+            .request(awc::http::Method::GET, &url)
+            .timeout(self.timeout.max(CHECKPOINT_TIMEOUT))
+            .send()
+            .await
+            .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
+        match res.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => return Err(Self::status_error(status).into()),
+        }
+        let body = tokio::time::timeout(
+            self.timeout.max(CHECKPOINT_TIMEOUT),
+            res.body().limit(MAX_CHECKPOINT_BYTES),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("reading {CHECKPOINT_KEY} timed out")))?
+        .map_err(|e| StoreError::Unavailable(format!("reading {CHECKPOINT_KEY} failed: {e}")))?;
+        Ok(Some(body))
+    }
+
+    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError> {
+        let url = format!("{}/v1/objects/{CHECKPOINT_KEY}", self.base);
+        let mut res = self
+            .request(awc::http::Method::PUT, &url)
+            .timeout(self.timeout.max(CHECKPOINT_TIMEOUT))
+            .send_body(bytes)
+            .await
+            .map_err(|e| StoreError::from(Self::send_error(&e, true)))?;
+        let _ = tokio::time::timeout(self.timeout, res.body().limit(64 * 1024)).await;
+        match res.status() {
+            StatusCode::OK | StatusCode::CREATED => Ok(()),
+            status => Err(Self::status_error(status).into()),
         }
     }
 

@@ -3,10 +3,11 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use manifest_codec::{DatasetName, Manifest};
 use prometheus::{HistogramVec, IntCounterVec};
 
-use super::{ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{ListedManifest, ManifestStore, StoreError, StoredManifest, WriteCondition};
 
 /// Wraps a store, observing `latency{op}` and counting `errors{op, kind}`.
 #[derive(Debug)]
@@ -63,10 +64,24 @@ impl<S: ManifestStore> ManifestStore for Instrumented<S> {
         result
     }
 
-    async fn list_names(&self) -> Result<Vec<DatasetName>, StoreError> {
+    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
         let started = Instant::now();
-        let result = self.inner.list_names().await;
+        let result = self.inner.list().await;
         self.record("list", started, &result);
+        result
+    }
+
+    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.get_checkpoint().await;
+        self.record("get_checkpoint", started, &result);
+        result
+    }
+
+    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.inner.put_checkpoint(bytes).await;
+        self.record("put_checkpoint", started, &result);
         result
     }
 }

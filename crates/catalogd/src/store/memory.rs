@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use manifest_codec::{DatasetName, Manifest};
 
-use super::{ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{ListedManifest, ManifestStore, StoreError, StoredManifest, WriteCondition};
 
 /// A fault the next put suffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct MemoryStore {
     hanging: Mutex<HashSet<DatasetName>>,
     next_etag: AtomicU64,
     puts: AtomicU64,
+    gets: AtomicU64,
+    checkpoint: Mutex<Option<Bytes>>,
 }
 
 impl MemoryStore {
@@ -78,6 +80,19 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// Reads (manifests and the checkpoint) so far.
+    pub fn gets(&self) -> u64 {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// The stored checkpoint, if any.
+    pub fn checkpoint(&self) -> Option<Bytes> {
+        self.checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Puts attempted so far.
     pub fn puts(&self) -> u64 {
         self.puts.load(Ordering::SeqCst)
@@ -109,6 +124,7 @@ impl MemoryStore {
 #[async_trait(?Send)]
 impl ManifestStore for MemoryStore {
     async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         let stored = self
             .objects
             .lock()
@@ -176,16 +192,36 @@ impl ManifestStore for MemoryStore {
         }
     }
 
-    async fn list_names(&self) -> Result<Vec<DatasetName>, StoreError> {
-        let mut names: Vec<DatasetName> = self
+    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
+        let mut listed: Vec<ListedManifest> = self
             .objects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
+            .iter()
+            .map(|(name, (_, etag))| ListedManifest {
+                name: name.clone(),
+                etag: etag.clone(),
+            })
             .collect();
-        names.sort();
-        Ok(names)
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(listed)
+    }
+
+    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError> {
+        *self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(bytes);
+        Ok(())
     }
 
     async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {

@@ -3,13 +3,14 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use manifest_codec::{DatasetName, Manifest};
 
 mod http;
 mod instrumented;
 mod memory;
 
-pub use http::HttpManifestStore;
+pub use http::{HttpManifestStore, CHECKPOINT_KEY};
 pub use instrumented::Instrumented;
 pub use memory::{Fault, MemoryStore};
 
@@ -103,7 +104,22 @@ pub trait ManifestStore: fmt::Debug {
     /// Removes the manifest of `name` if it is still version `etag`.
     async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError>;
 
-    /// The names of every stored manifest, walking every page of the listing. A key under
-    /// the manifest prefix that is not a manifest key is an error naming it.
-    async fn list_names(&self) -> Result<Vec<DatasetName>, StoreError>;
+    /// Every stored manifest's name and entity tag, walking every page of the listing. A
+    /// key under the manifest prefix that is not a manifest key is an error naming it.
+    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError>;
+
+    /// The stored checkpoint file, if any (see [`manifest_codec::decode_checkpoint`]).
+    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError>;
+
+    /// Replaces the checkpoint file (unconditionally: any checkpoint is only a cache).
+    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError>;
+}
+
+/// A manifest object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedManifest {
+    /// The dataset the key names.
+    pub name: DatasetName,
+    /// The object's entity tag, in the form [`StoredManifest::etag`] has.
+    pub etag: String,
 }

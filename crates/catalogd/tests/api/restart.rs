@@ -200,3 +200,148 @@ async fn a_foreign_key_or_a_misplaced_manifest_stops_start_up() {
     .await;
     assert_start_fails_naming(&storaged, "_catalog/manifests/Not A Name.parquet").await;
 }
+
+fn metric(metrics: &str, name: &str) -> Option<String> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .map(str::to_owned)
+}
+
+async fn metrics_of(api: &Api) -> String {
+    String::from_utf8(api.get_ok("/metrics").await.body.to_vec()).unwrap()
+}
+
+/// Waits until catalogd has written `n` checkpoints.
+async fn wait_checkpoints(api: &Api, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let written = metric(
+            &metrics_of(api).await,
+            "catalogd_checkpoint_writes_total{outcome=\"ok\"}",
+        );
+        if written.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_restart_reads_the_checkpoint_and_fetches_only_what_changed() {
+    let storaged = spawn_storaged().await;
+    let mut settings = catalogd_settings(&storaged.url());
+    settings.checkpoint_interval = Duration::from_millis(50);
+    let catalogd = start_catalogd(settings.clone()).await;
+    wait_ready(catalogd.port).await;
+    let api = Api::new(catalogd.port);
+    for i in 0..20 {
+        let reply = api.register(&body(&format!("ckpt.d{i:02}"), "fp", 3)).await;
+        assert_eq!(reply.status.as_u16(), 201);
+    }
+    // Wait for a checkpoint that holds all 20.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stored_checkpoint(&storaged.url()).await.map(|c| c.len()) != Some(20) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no complete checkpoint"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = list_all(&api).await;
+    catalogd.handle.stop(true).await;
+    catalogd.task.await.unwrap().unwrap();
+
+    // A change the checkpoint does not know: a register through another catalogd.
+    let other = spawn_catalogd(&storaged.url()).await;
+    let other_api = Api::new(other.port);
+    assert_eq!(
+        other_api
+            .register(&body("ckpt.d05", "fp", 1))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    let changed = other_api.get_ok("/v1/datasets/ckpt.d05").await.json();
+    other.handle.stop(true).await;
+    other.task.await.unwrap().unwrap();
+
+    let restarted = start_catalogd(settings).await;
+    wait_ready(restarted.port).await;
+    let api = Api::new(restarted.port);
+    let metrics = metrics_of(&api).await;
+    assert_eq!(
+        metric(&metrics, "catalogd_rehydration_manifests").as_deref(),
+        Some("20")
+    );
+    assert_eq!(
+        metric(&metrics, "catalogd_rehydration_fetched_manifests").as_deref(),
+        Some("1"),
+        "only the manifest changed since the checkpoint is fetched"
+    );
+    let after = list_all(&api).await;
+    assert_eq!(api.get_ok("/v1/datasets/ckpt.d05").await.json(), changed);
+    for (b, a) in before.iter().zip(&after) {
+        if b["name"] != "ckpt.d05" {
+            assert_eq!(a, b);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_corrupt_checkpoint_is_ignored_and_rewritten() {
+    let stack = spawn_stack().await;
+    for i in 0..10 {
+        let reply = stack
+            .api
+            .register(&body(&format!("bad.d{i}"), "fp", 2))
+            .await;
+        assert_eq!(reply.status.as_u16(), 201);
+    }
+    let before = list_all(&stack.api).await;
+    stack.catalogd.handle.stop(true).await;
+    stack.catalogd.task.await.unwrap().unwrap();
+    let mut res = awc::Client::default()
+        .put(format!(
+            "{}/v1/objects/{}",
+            stack.storaged.url(),
+            catalogd::store::CHECKPOINT_KEY
+        ))
+        .send_body("this is not a checkpoint")
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let _ = res.body().await;
+
+    let catalogd = spawn_catalogd(&stack.storaged.url()).await;
+    let api = Api::new(catalogd.port);
+    assert_eq!(list_all(&api).await, before);
+    let metrics = metrics_of(&api).await;
+    assert_eq!(
+        metric(&metrics, "catalogd_rehydration_fetched_manifests").as_deref(),
+        Some("10")
+    );
+    // The stale checkpoint is replaced at once.
+    wait_checkpoints(&api, 1).await;
+    let checkpoint = stored_checkpoint(&stack.storaged.url()).await.unwrap();
+    assert_eq!(checkpoint.len(), 10);
+}
+
+/// The checkpoint stored in storaged, if there is one that decodes.
+async fn stored_checkpoint(storaged: &str) -> Option<Vec<manifest_codec::CheckpointEntry>> {
+    let mut res = awc::Client::default()
+        .get(format!(
+            "{storaged}/v1/objects/{}",
+            catalogd::store::CHECKPOINT_KEY
+        ))
+        .send()
+        .await
+        .ok()?;
+    let bytes = res.body().limit(64 << 20).await.ok()?;
+    manifest_codec::decode_checkpoint(&bytes).ok()
+}

@@ -267,7 +267,10 @@ impl Backend for LocalFs {
         check_condition(key, condition, self.current(key).map(|e| e.etag))?;
         let temp = self.temp_path();
         let result = match self.write_temp(&temp, body).await {
-            Ok(staged) => self.commit(key, condition, temp.clone(), target, staged).await,
+            Ok(staged) => {
+                self.commit(key, condition, temp.clone(), target, staged)
+                    .await
+            }
             Err(e) => Err(e),
         };
         if result.is_err() {

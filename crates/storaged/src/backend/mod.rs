@@ -5,6 +5,7 @@
 //! shared [`conformance`] suite.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -170,18 +171,49 @@ pub enum Content {
     Memory(Bytes),
 }
 
+/// Bytes read from a file per chunk of a download.
+const READ_CHUNK: u64 = 1024 * 1024;
+
 impl ObjectReader {
     /// Streams `len` bytes starting at `start` (the caller has checked the range).
+    ///
+    /// A file is read one chunk ahead: the next chunk is read on the blocking pool while
+    /// the current one is sent, and no thread waits on a slow client (a read finishes and
+    /// its chunk waits in memory; at most two chunks per download).
     pub async fn stream(self, start: u64, len: u64) -> Result<ByteStream, Error> {
         use futures_util::StreamExt;
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         match self.content {
-            Content::File { mut file, offset } => {
-                file.seek(std::io::SeekFrom::Start(offset + start))
-                    .await
-                    .map_err(|e| Error::io("seeking an object file", e))?;
-                let reader = file.take(len);
-                Ok(tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).boxed_local())
+            Content::File { file, offset } => {
+                let file = Arc::new(file.into_std().await);
+                let begin = offset + start;
+                let end = begin + len;
+                let read = move |file: Arc<std::fs::File>, at: u64| {
+                    let n = usize::try_from(READ_CHUNK.min(end - at)).unwrap_or(0);
+                    tokio::task::spawn_blocking(move || {
+                        use std::os::unix::fs::FileExt;
+                        let mut buf = vec![0; n];
+                        file.read_exact_at(&mut buf, at).map(|()| Bytes::from(buf))
+                    })
+                };
+                let first = (begin < end).then(|| read(file.clone(), begin));
+                let state = (file, begin, first);
+                Ok(
+                    futures_util::stream::unfold(state, move |(file, at, pending)| async move {
+                        let chunk = match pending?.await {
+                            Ok(chunk) => chunk,
+                            Err(e) => Err(std::io::Error::other(e)),
+                        };
+                        match chunk {
+                            Ok(bytes) => {
+                                let at = at + bytes.len() as u64;
+                                let next = (at < end).then(|| read(file.clone(), at));
+                                Some((Ok(bytes), (file, at, next)))
+                            }
+                            Err(e) => Some((Err(e), (file, at, None))),
+                        }
+                    })
+                    .boxed_local(),
+                )
             }
             Content::Memory(bytes) => {
                 let start = usize::try_from(start)
