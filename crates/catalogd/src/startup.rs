@@ -18,6 +18,9 @@ use crate::Error;
 /// Seconds in-flight requests get to finish after a shutdown signal.
 const DRAIN_SECONDS: u64 = 10;
 
+/// Longest a checkpoint at shutdown may take.
+const SHUTDOWN_CHECKPOINT: Duration = Duration::from_secs(10);
+
 /// Longest wait between attempts to reach storaged during start-up.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -26,6 +29,8 @@ pub struct Application {
     port: u16,
     server: Server,
     startup: tokio::task::JoinHandle<Result<(), CatalogError>>,
+    /// For the checkpoint written at shutdown (`None` when checkpoints are off).
+    checkpoint: Option<(Catalog, Arc<Shared>)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -94,12 +99,15 @@ impl Application {
         .map_err(|e| Error::io("listening", e))?
         .run();
         tracing::info!(port, storaged = %settings.storaged_url, "listening; rebuilding the index");
+        let checkpoint =
+            (!settings.checkpoint_interval.is_zero()).then(|| (catalog.clone(), shared.clone()));
         let startup =
             actix_web::rt::spawn(rehydrate(catalog, shared, settings.checkpoint_interval));
         Ok(Self {
             port,
             server,
             startup,
+            checkpoint,
         })
     }
 
@@ -139,14 +147,30 @@ impl Application {
 
     /// Runs until SIGTERM or Ctrl-C, then stops accepting, drains in-flight requests for up
     /// to 10 s and returns.
-    pub async fn run_until_signalled(self) -> Result<(), Error> {
+    ///
+    /// Then, if the index was rebuilt and changed since the last checkpoint, writes one
+    /// (for at most 10 s), so that the next start reads one file instead of the manifests
+    /// registered since.
+    pub async fn run_until_signalled(mut self) -> Result<(), Error> {
         let handle = self.server.handle();
         actix_web::rt::spawn(async move {
             service_kit::shutdown_signal().await;
             tracing::info!("shutdown signal received; draining in-flight requests");
             handle.stop(true).await;
         });
+        let checkpoint = self.checkpoint.take();
         self.run_until_stopped().await?;
+        if let Some((catalog, shared)) = checkpoint {
+            if shared.ready.load(Ordering::Acquire)
+                && tokio::time::timeout(SHUTDOWN_CHECKPOINT, checkpoint_once(&catalog, &shared))
+                    .await
+                    .is_err()
+            {
+                tracing::warn!(
+                    "no checkpoint at shutdown: it took longer than {SHUTDOWN_CHECKPOINT:?}"
+                );
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -182,13 +206,10 @@ async fn rehydrate(
                     "index rebuilt; ready"
                 );
                 if !checkpoint_interval.is_zero() {
-                    // A checkpoint that was missing or stale is rewritten at once.
-                    let written = (loaded.fetched == 0).then(|| catalog.changes());
                     actix_web::rt::spawn(keep_checkpoint(
                         catalog,
                         shared.clone(),
                         checkpoint_interval,
-                        written,
                     ));
                 }
                 return Ok(());
@@ -208,39 +229,36 @@ async fn rehydrate(
     }
 }
 
-/// Writes a checkpoint whenever the index changed since the last one written, checking
-/// every `interval`; `written` is the change count the stored checkpoint reflects, if it
-/// is current. A failed write is logged and retried at the next tick.
-async fn keep_checkpoint(
-    catalog: Catalog,
-    shared: Arc<Shared>,
-    interval: Duration,
-    mut written: Option<u64>,
-) {
+/// Writes a checkpoint whenever the index changed since the stored one (at once when
+/// start-up found it stale), checking every `interval`. A failed write is logged and
+/// retried at the next tick.
+async fn keep_checkpoint(catalog: Catalog, shared: Arc<Shared>, interval: Duration) {
     loop {
-        let changes = catalog.changes();
-        if written != Some(changes) {
-            let started = Instant::now();
-            match catalog.write_checkpoint().await {
-                Ok(datasets) => {
-                    written = Some(changes);
-                    shared.metrics.checkpoints.with_label_values(&["ok"]).inc();
-                    tracing::info!(
-                        datasets,
-                        seconds = started.elapsed().as_secs_f64(),
-                        "checkpoint written"
-                    );
-                }
-                Err(e) => {
-                    shared
-                        .metrics
-                        .checkpoints
-                        .with_label_values(&["error"])
-                        .inc();
-                    tracing::warn!(error = %service_kit::ErrorChain(&e), "cannot write the checkpoint; retrying later");
-                }
-            }
-        }
+        checkpoint_once(&catalog, &shared).await;
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// One checkpoint if the index changed since the stored one; logs and counts the outcome.
+async fn checkpoint_once(catalog: &Catalog, shared: &Shared) {
+    let started = Instant::now();
+    match catalog.checkpoint_if_changed().await {
+        Ok(None) => {}
+        Ok(Some(datasets)) => {
+            shared.metrics.checkpoints.with_label_values(&["ok"]).inc();
+            tracing::info!(
+                datasets,
+                seconds = started.elapsed().as_secs_f64(),
+                "checkpoint written"
+            );
+        }
+        Err(e) => {
+            shared
+                .metrics
+                .checkpoints
+                .with_label_values(&["error"])
+                .inc();
+            tracing::warn!(error = %service_kit::ErrorChain(&e), "cannot write the checkpoint; retrying later");
+        }
     }
 }

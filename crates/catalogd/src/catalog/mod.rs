@@ -195,6 +195,9 @@ pub struct Page {
 struct Shared {
     index: RwLock<Index>,
     changes: AtomicU64,
+    /// The change count the stored checkpoint reflects (`None`: stale or unknown); held
+    /// while a checkpoint is written, so writers take turns.
+    checkpointed: tokio::sync::Mutex<Option<u64>>,
     stale: Mutex<HashSet<DatasetName>>,
     writers: KeyLocks<DatasetName>,
     clock: Arc<dyn Clock>,
@@ -236,6 +239,7 @@ impl Catalog {
             shared: Arc::new(Shared {
                 index: RwLock::default(),
                 changes: AtomicU64::new(0),
+                checkpointed: tokio::sync::Mutex::new(None),
                 stale: Mutex::default(),
                 writers: KeyLocks::default(),
                 clock,
@@ -366,6 +370,8 @@ impl Catalog {
             .index
             .write()
             .unwrap_or_else(PoisonError::into_inner) = index;
+        // A checkpoint that served every manifest is current; otherwise it is stale.
+        *self.shared.checkpointed.lock().await = (fetched == 0).then(|| self.changes());
         Ok(Rehydrated { datasets, fetched })
     }
 
@@ -393,8 +399,21 @@ impl Catalog {
 
     /// Changes published so far (registers and deletes); a checkpoint written at one
     /// value is current until it moves.
-    pub fn changes(&self) -> u64 {
+    fn changes(&self) -> u64 {
         self.shared.changes.load(Ordering::Acquire)
+    }
+
+    /// Writes a checkpoint unless the stored one is current. Returns the number of
+    /// manifests written, or `None` when nothing changed since the last one.
+    pub async fn checkpoint_if_changed(&self) -> Result<Option<usize>, CatalogError> {
+        let mut checkpointed = self.shared.checkpointed.lock().await;
+        let changes = self.changes();
+        if *checkpointed == Some(changes) {
+            return Ok(None);
+        }
+        let written = self.write_checkpoint().await?;
+        *checkpointed = Some(changes);
+        Ok(Some(written))
     }
 
     /// Writes a checkpoint of the published index (every manifest with its entity tag).

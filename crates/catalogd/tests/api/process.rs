@@ -304,6 +304,20 @@ async fn sigterm_drains_and_exits_zero() {
     let mut catalogd = catalogd(&dir, storaged.port, "5s");
     wait_ready(&storaged).await;
     wait_ready(&catalogd).await;
+    // Registers that no periodic checkpoint has seen (the interval is 60 s): shutdown
+    // writes one, so the next start reads one file.
+    for i in 0..5 {
+        let reply = catalogd
+            .api()
+            .register(&crate::helpers::body(&format!("term.d{i}"), "fp", 2))
+            .await;
+        assert_eq!(reply.status.as_u16(), 201);
+    }
+    let checkpoint = format!("/v1/objects/{}", catalogd::store::CHECKPOINT_KEY);
+    assert_eq!(
+        storaged.api().get_ok(&checkpoint).await.status.as_u16(),
+        404
+    );
     catalogd.signal("-TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -314,4 +328,12 @@ async fn sigterm_drains_and_exits_zero() {
         actix_web::rt::time::sleep(Duration::from_millis(25)).await;
     };
     assert!(status.success(), "{status:?}\n{}", catalogd.log());
+    let stored = storaged.api().get_ok(&checkpoint).await;
+    assert_eq!(stored.status.as_u16(), 200, "no checkpoint at shutdown");
+    assert_eq!(
+        manifest_codec::decode_checkpoint(&stored.body)
+            .unwrap()
+            .len(),
+        5
+    );
 }
