@@ -103,6 +103,25 @@ fn datasets_in(catalogd: &stack::Service) -> u64 {
         .expect("datasets count")
 }
 
+/// Where catalogd keeps its checkpoint (catalogd's `store::CHECKPOINT_KEY`).
+const CHECKPOINT_KEY: &str = "_catalog/checkpoint/catalog.parquet";
+
+fn blocking_delete(url: &str) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let res = awc::Client::new()
+                .delete(&url)
+                .send()
+                .await
+                .expect("DELETE");
+            assert!(res.status().is_success(), "DELETE {url}: {}", res.status());
+        });
+    })
+    .join()
+    .expect("DELETE thread");
+}
+
 fn blocking_get(url: &str) -> Vec<u8> {
     let url = url.to_owned();
     std::thread::spawn(move || {
@@ -201,9 +220,9 @@ struct Restart<'a> {
 }
 
 impl Restart<'_> {
-    /// One restart with whatever checkpoint is stored (stale after a fill: most manifests
-    /// are fetched one by one), then, once catalogd has rewritten the checkpoint, `runs`
-    /// restarts that read it.
+    /// One restart without a checkpoint (every manifest fetched one by one: the first
+    /// start after an upgrade from a release without checkpoints, or after losing it),
+    /// then, once catalogd has written a checkpoint, `runs` restarts that read it.
     fn rehydrate(
         &self,
         mut catalogd: stack::Service,
@@ -211,23 +230,26 @@ impl Restart<'_> {
         figs: &mut Figures,
     ) -> stack::Service {
         let n = datasets_in(&catalogd);
-        let restart = |catalogd: stack::Service| {
+        let restart = |catalogd: stack::Service, drop_checkpoint: bool| {
             catalogd.stop();
+            if drop_checkpoint {
+                blocking_delete(&format!("{}/v1/objects/{CHECKPOINT_KEY}", self.storaged));
+            }
             let t0 = Instant::now();
             let fresh = stack::catalogd(self.bin, self.dir, self.storaged, self.port);
             let ready = fresh.wait_ready();
             assert_eq!(datasets_in(&fresh), n, "the rebuilt index lost datasets");
             (fresh, ready.duration_since(t0).as_secs_f64())
         };
-        let (fresh, cold) = restart(catalogd);
+        let (fresh, cold) = restart(catalogd, true);
         catalogd = fresh;
-        let cold_name = format!("rehydration {label}: start to ready, stale checkpoint");
+        let cold_name = format!("rehydration {label}: start to ready, no checkpoint");
         figs.add(&cold_name, "s", cold);
         figs.note(&cold_name, format!("{n} datasets; one run"));
         wait_for_checkpoint(&catalogd);
         let name = format!("rehydration {label}: start to ready");
         for _ in 0..self.runs {
-            let (fresh, seconds) = restart(catalogd);
+            let (fresh, seconds) = restart(catalogd, false);
             catalogd = fresh;
             figs.add(&name, "s", seconds);
             figs.add(
