@@ -9,7 +9,11 @@ stop() {
     # Ignore further signals (a second Ctrl-C, the terminal hanging up) until both are down.
     trap '' INT TERM HUP
     trap - EXIT
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    # catalogd first (it writes its checkpoint to storaged as it stops), then storaged.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[i]}" 2>/dev/null || true
+        while kill -0 "${pids[i]}" 2>/dev/null; do sleep 0.05; done
+    done
     wait 2>/dev/null || true
 }
 trap stop INT TERM HUP EXIT
