@@ -103,98 +103,94 @@ fn datasets_in(catalogd: &stack::Service) -> u64 {
         .expect("datasets count")
 }
 
+/// Runs the future `make` builds on an actix runtime of its own, in its own thread (the
+/// awc client is not `Send`), and returns its output.
+fn block_on<T, Fut>(make: impl FnOnce() -> Fut + Send + 'static) -> T
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || actix_web::rt::System::new().block_on(make()))
+        .join()
+        .expect("client thread")
+}
+
 /// Where catalogd keeps its checkpoint (catalogd's `store::CHECKPOINT_KEY`).
 const CHECKPOINT_KEY: &str = "_catalog/checkpoint/catalog.parquet";
 
 fn blocking_delete(url: &str) {
     let url = url.to_owned();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let res = awc::Client::new()
-                .delete(&url)
-                .send()
-                .await
-                .expect("DELETE");
-            assert!(res.status().is_success(), "DELETE {url}: {}", res.status());
-        });
-    })
-    .join()
-    .expect("DELETE thread");
+    block_on(move || async move {
+        let res = awc::Client::new()
+            .delete(&url)
+            .send()
+            .await
+            .expect("DELETE");
+        assert!(res.status().is_success(), "DELETE {url}: {}", res.status());
+    });
 }
 
 fn blocking_get(url: &str) -> Vec<u8> {
     let url = url.to_owned();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let mut res = awc::Client::new().get(&url).send().await.expect("GET");
-            res.body().limit(64 << 20).await.expect("body").to_vec()
-        })
+    block_on(move || async move {
+        let mut res = awc::Client::new().get(&url).send().await.expect("GET");
+        res.body().limit(64 << 20).await.expect("body").to_vec()
     })
-    .join()
-    .expect("GET thread")
 }
 
 /// Walks every page of a storaged listing; returns the number of keys.
 fn list_all(storaged: &str, prefix: &str) -> u64 {
     let base = format!("{storaged}/v1/objects?prefix={prefix}&limit=1000");
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let client = awc::Client::new();
-            let mut token: Option<String> = None;
-            let mut keys = 0;
-            loop {
-                let url = match &token {
-                    Some(t) => format!("{base}&continuation_token={t}"),
-                    None => base.clone(),
-                };
-                let mut res = client.get(&url).send().await.expect("list");
-                let page: serde_json::Value = res.json().limit(64 << 20).await.expect("page");
-                keys += page["objects"].as_array().map_or(0, Vec::len) as u64;
-                match page["next_continuation_token"].as_str() {
-                    Some(t) => token = Some(t.to_owned()),
-                    None => return keys,
-                }
+    block_on(move || async move {
+        let client = awc::Client::new();
+        let mut token: Option<String> = None;
+        let mut keys = 0;
+        loop {
+            let url = match &token {
+                Some(t) => format!("{base}&continuation_token={t}"),
+                None => base.clone(),
+            };
+            let mut res = client.get(&url).send().await.expect("list");
+            let page: serde_json::Value = res.json().limit(64 << 20).await.expect("page");
+            keys += page["objects"].as_array().map_or(0, Vec::len) as u64;
+            match page["next_continuation_token"].as_str() {
+                Some(t) => token = Some(t.to_owned()),
+                None => return keys,
             }
-        })
+        }
     })
-    .join()
-    .expect("list thread")
 }
 
 /// PUT then GET one object of `mib` MiB, streamed; returns MB/s of each.
 fn large_object(storaged: &str, key: &str, mib: u64) -> (f64, f64) {
     let url = format!("{storaged}/v1/objects/{key}");
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let client = awc::Client::builder()
-                .timeout(Duration::from_secs(600))
-                .finish();
-            let chunk = Bytes::from(vec![0x77_u8; 1 << 20]);
-            let stream = futures_util::stream::iter(
-                (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-            );
-            let t = Instant::now();
-            let res = client
-                .put(&url)
-                .insert_header(("content-length", (mib << 20).to_string()))
-                .send_stream(stream)
-                .await
-                .expect("PUT large");
-            assert!(res.status().is_success(), "PUT large: {}", res.status());
-            let put = load::as_f64(mib << 20) / t.elapsed().as_secs_f64() / 1e6;
-            let t = Instant::now();
-            let mut res = client.get(&url).send().await.expect("GET large");
-            let mut bytes = 0u64;
-            while let Some(c) = res.next().await {
-                bytes += c.expect("GET large body").len() as u64;
-            }
-            assert_eq!(bytes, mib << 20);
-            let get = load::as_f64(bytes) / t.elapsed().as_secs_f64() / 1e6;
-            (put, get)
-        })
+    block_on(move || async move {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .finish();
+        let chunk = Bytes::from(vec![0x77_u8; 1 << 20]);
+        let stream = futures_util::stream::iter(
+            (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        );
+        let t = Instant::now();
+        let res = client
+            .put(&url)
+            .insert_header(("content-length", (mib << 20).to_string()))
+            .send_stream(stream)
+            .await
+            .expect("PUT large");
+        assert!(res.status().is_success(), "PUT large: {}", res.status());
+        let put = load::as_f64(mib << 20) / t.elapsed().as_secs_f64() / 1e6;
+        let t = Instant::now();
+        let mut res = client.get(&url).send().await.expect("GET large");
+        let mut bytes = 0u64;
+        while let Some(c) = res.next().await {
+            bytes += c.expect("GET large body").len() as u64;
+        }
+        assert_eq!(bytes, mib << 20);
+        let get = load::as_f64(bytes) / t.elapsed().as_secs_f64() / 1e6;
+        (put, get)
     })
-    .join()
-    .expect("large object thread")
 }
 
 /// Registers distinct `fill.*` names until catalogd holds `target` datasets.
