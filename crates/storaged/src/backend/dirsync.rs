@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use super::fs::Fs;
 use crate::Error;
 
 /// Directory fsyncs shared between concurrent writers, per directory.
@@ -35,6 +36,7 @@ impl DirSyncs {
     /// call began counts; a failed fsync covers nobody, so each waiter then tries its own.
     pub(super) fn sync(
         &self,
+        fs: &dyn Fs,
         dir: &Path,
         histogram: Option<&prometheus::Histogram>,
     ) -> Result<(), Error> {
@@ -52,7 +54,7 @@ impl DirSyncs {
                 Ok(())
             } else {
                 let covers = entry.tickets.load(Ordering::SeqCst);
-                let result = sync_dir(dir, histogram);
+                let result = sync_dir(fs, dir, histogram);
                 if result.is_ok() {
                     *synced = covers;
                 }
@@ -70,10 +72,13 @@ impl DirSyncs {
 }
 
 /// One fsync of a directory.
-pub(super) fn sync_dir(dir: &Path, histogram: Option<&prometheus::Histogram>) -> Result<(), Error> {
+pub(super) fn sync_dir(
+    fs: &dyn Fs,
+    dir: &Path,
+    histogram: Option<&prometheus::Histogram>,
+) -> Result<(), Error> {
     let started = Instant::now();
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+    fs.sync_dir(dir)
         .map_err(|e| Error::io("fsyncing a directory", e))?;
     if let Some(h) = histogram {
         h.observe(started.elapsed().as_secs_f64());
@@ -84,6 +89,7 @@ pub(super) fn sync_dir(dir: &Path, histogram: Option<&prometheus::Histogram>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::fs::RealFs;
 
     fn fsyncs(h: &prometheus::Histogram) -> u64 {
         h.get_sample_count()
@@ -95,7 +101,7 @@ mod tests {
         let h = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("t", "t")).unwrap();
         let syncs = DirSyncs::default();
         for _ in 0..3 {
-            syncs.sync(dir.path(), Some(&h)).unwrap();
+            syncs.sync(&RealFs, dir.path(), Some(&h)).unwrap();
         }
         assert_eq!(fsyncs(&h), 3);
         assert!(
@@ -120,7 +126,7 @@ mod tests {
         let in_flight = entry.synced.lock().unwrap();
         let waiter = {
             let (syncs, h, dir) = (syncs.clone(), h.clone(), dir.path().to_path_buf());
-            std::thread::spawn(move || syncs.sync(&dir, Some(&h)))
+            std::thread::spawn(move || syncs.sync(&RealFs, &dir, Some(&h)))
         };
         while entry.tickets.load(Ordering::SeqCst) == 0 {
             std::thread::yield_now();
@@ -131,7 +137,7 @@ mod tests {
 
         // A completed fsync that covers the waiter's ticket spares it the fsync.
         *entry.synced.lock().unwrap() = entry.tickets.load(Ordering::SeqCst) + 1;
-        syncs.sync(dir.path(), Some(&h)).unwrap();
+        syncs.sync(&RealFs, dir.path(), Some(&h)).unwrap();
         assert_eq!(fsyncs(&h), 1);
     }
 
@@ -146,7 +152,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for j in 0..20 {
                         std::fs::write(dir.join(format!("{i}-{j}")), b"x").unwrap();
-                        syncs.sync(&dir, Some(&h)).unwrap();
+                        syncs.sync(&RealFs, &dir, Some(&h)).unwrap();
                     }
                 })
             })
@@ -162,7 +168,7 @@ mod tests {
     fn a_failed_fsync_covers_nobody() {
         let syncs = DirSyncs::default();
         let missing = Path::new("/nonexistent/storaged-dirsync-test");
-        assert!(syncs.sync(missing, None).is_err());
-        assert!(syncs.sync(missing, None).is_err());
+        assert!(syncs.sync(&RealFs, missing, None).is_err());
+        assert!(syncs.sync(&RealFs, missing, None).is_err());
     }
 }

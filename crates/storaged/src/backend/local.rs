@@ -15,7 +15,6 @@
 //! from disk at start-up) answers existence, conditions and listings.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -24,9 +23,9 @@ use std::time::{Instant, SystemTime};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::dirsync::DirSyncs;
+use super::fs::{Fs, Kind, RealFs, WriteFile};
 use super::{
     check_condition, page_of, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta,
     ObjectReader, PutOutcome,
@@ -40,6 +39,8 @@ const OBJECT_SUFFIX: &str = "%obj";
 const MAX_FILE_NAME: usize = 255;
 /// Objects up to this size are written and read in a single blocking task.
 const SMALL_OBJECT: usize = 256 * 1024;
+/// A larger upload is written in blocking writes of about this many bytes.
+const WRITE_BATCH: usize = 1024 * 1024;
 
 /// An upload that has been read: small ones still in memory, larger ones in their
 /// fsynced temporary file.
@@ -59,6 +60,7 @@ struct Entry {
 /// Objects on a local filesystem, written durably.
 #[derive(Debug)]
 pub struct LocalFs {
+    fs: Arc<dyn Fs>,
     objects: PathBuf,
     tmp: PathBuf,
     fsync: bool,
@@ -74,7 +76,7 @@ pub struct LocalFs {
     dir_syncs: Arc<DirSyncs>,
     /// Holds an exclusive lock on `<data_dir>/LOCK` for the life of the store: a second
     /// storaged on the same directory would break per-key atomicity and the index.
-    _owner: std::fs::File,
+    _owner: Box<dyn std::fmt::Debug + Send + Sync>,
 }
 
 /// What start-up found on disk.
@@ -96,16 +98,27 @@ impl LocalFs {
         fsync: bool,
         fsync_seconds: Option<prometheus::Histogram>,
     ) -> Result<(Self, OpenReport), Error> {
+        Self::open_on(Arc::new(RealFs), data_dir, fsync, fsync_seconds).await
+    }
+
+    /// [`Self::open`] on the file system `fs`.
+    pub(crate) async fn open_on(
+        fs: Arc<dyn Fs>,
+        data_dir: &Path,
+        fsync: bool,
+        fsync_seconds: Option<prometheus::Histogram>,
+    ) -> Result<(Self, OpenReport), Error> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
-        let owner = lock_data_dir(data_dir)?;
+        let owner = lock_data_dir(fs.as_ref(), data_dir)?;
         let (index, report) = {
-            let (objects, tmp) = (objects.clone(), tmp.clone());
-            tokio::task::spawn_blocking(move || scan(&objects, &tmp))
+            let (fs, objects, tmp) = (fs.clone(), objects.clone(), tmp.clone());
+            tokio::task::spawn_blocking(move || scan(fs.as_ref(), &objects, &tmp))
                 .await
                 .map_err(|e| Error::io("scanning the data directory", std::io::Error::other(e)))??
         };
         let store = Self {
+            fs,
             objects,
             tmp,
             fsync,
@@ -163,34 +176,43 @@ impl LocalFs {
         }
 
         let write_err = |e| Error::io("writing a temporary file", e);
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
+        let fs = self.fs.clone();
+        let at = path.to_path_buf();
+        let file = blocking(move || fs.create_new(&at))
             .await
             .map_err(|e| Error::io("creating a temporary file", e))?;
-        file.write_all(&[0; HEADER_LEN]).await.map_err(write_err)?;
-        file.write_all(&buffered).await.map_err(write_err)?;
+        let mut writer = BatchWriter::new(file);
+        let mut batch = bytes::BytesMut::with_capacity(WRITE_BATCH + HEADER_LEN);
+        batch.extend_from_slice(&[0; HEADER_LEN]);
+        batch.extend_from_slice(&buffered);
         drop(buffered);
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
-            file.write_all(&chunk).await.map_err(write_err)?;
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= WRITE_BATCH {
+                writer
+                    .write(batch.split().freeze())
+                    .await
+                    .map_err(write_err)?;
+            }
         }
+        writer.write(batch.freeze()).await.map_err(write_err)?;
         let etag = ETag::from_hasher(&hasher);
-        file.seek(std::io::SeekFrom::Start(0))
-            .await
-            .map_err(write_err)?;
-        file.write_all(&header(etag, size))
-            .await
-            .map_err(write_err)?;
-        file.flush().await.map_err(write_err)?;
-        if self.fsync {
-            let started = Instant::now();
-            file.sync_all()
-                .await
-                .map_err(|e| Error::io("fsyncing a temporary file", e))?;
+        let mut file = writer.finish().await.map_err(write_err)?;
+        let fsync = self.fsync;
+        let started = Instant::now();
+        blocking(move || {
+            file.write_all_at(&header(etag, size), 0)?;
+            if fsync {
+                file.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::io("fsyncing a temporary file", e))?;
+        if fsync {
             self.observe_fsync(started);
         }
         Ok(Staged {
@@ -223,17 +245,19 @@ impl LocalFs {
         let last_modified = {
             let _dirs = self.dirs.read().await;
             let root = self.objects.clone();
+            let fs = self.fs.clone();
             let fsync = self
                 .fsync
                 .then(|| (self.dir_syncs.clone(), self.fsync_seconds.clone()));
             let key = key.to_string();
             tokio::task::spawn_blocking(move || {
+                let fs = fs.as_ref();
                 if let Some(content) = small {
                     let histogram = fsync.as_ref().map(|(_, h)| h.clone());
-                    write_small(&temp, &header(etag, size), &content, histogram.as_ref())?;
+                    write_small(fs, &temp, &header(etag, size), &content, histogram.as_ref())?;
                 }
                 let fsync = fsync.as_ref().map(|(d, h)| (d.as_ref(), h.as_ref()));
-                install(&root, &temp, &target, fsync, &key)
+                install(fs, &root, &temp, &target, fsync, &key)
             })
             .await
             .map_err(|e| Error::io("installing an object", std::io::Error::other(e)))??
@@ -274,7 +298,9 @@ impl Backend for LocalFs {
             Err(e) => Err(e),
         };
         if result.is_err() {
-            if let Err(e) = tokio::fs::remove_file(&temp).await {
+            let fs = self.fs.clone();
+            let at = temp.clone();
+            if let Err(e) = blocking(move || fs.remove_file(&at)).await {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %temp.display(), error = %e, "cannot remove temporary file");
                 }
@@ -291,7 +317,8 @@ impl Backend for LocalFs {
             return Err(not_found());
         }
         let path = self.object_path(key)?;
-        let opened = tokio::task::spawn_blocking(move || open_object(&path))
+        let fs = self.fs.clone();
+        let opened = tokio::task::spawn_blocking(move || open_object(fs.as_ref(), &path))
             .await
             .map_err(|e| Error::io("opening an object", std::io::Error::other(e)))?;
         let opened = match opened {
@@ -322,14 +349,15 @@ impl Backend for LocalFs {
             .fsync
             .then(|| (self.dir_syncs.clone(), self.fsync_seconds.clone()));
         let file = path.clone();
+        let fs = self.fs.clone();
         tokio::task::spawn_blocking(move || -> Result<(), Error> {
-            match std::fs::remove_file(&file) {
+            match fs.remove_file(&file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("removing an object", e)),
             }
             if let (Some((dirs, histogram)), Some(parent)) = (fsync, file.parent()) {
-                dirs.sync(parent, histogram.as_ref())?;
+                dirs.sync(fs.as_ref(), parent, histogram.as_ref())?;
             }
             Ok(())
         })
@@ -342,7 +370,8 @@ impl Backend for LocalFs {
 
         let _dirs = self.dirs.write().await;
         let root = self.objects.clone();
-        tokio::task::spawn_blocking(move || remove_empty_parents(&root, &path))
+        let fs = self.fs.clone();
+        tokio::task::spawn_blocking(move || remove_empty_parents(fs.as_ref(), &root, &path))
             .await
             .ok();
         Ok(())
@@ -364,7 +393,7 @@ impl Backend for LocalFs {
     }
 
     async fn is_ready(&self) -> bool {
-        let dir_ok = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir());
+        let dir_ok = |p: &Path| matches!(self.fs.stat(p), Ok(Some(m)) if m.kind == Kind::Dir);
         dir_ok(&self.objects) && dir_ok(&self.tmp)
     }
 }
@@ -378,56 +407,100 @@ struct Opened {
 
 /// Opens an object file and reads its header; a small object's content is read at once,
 /// so serving it costs one blocking task.
-fn open_object(path: &Path) -> std::io::Result<Opened> {
-    let mut file = std::fs::File::open(path)?;
+fn open_object(fs: &dyn Fs, path: &Path) -> std::io::Result<Opened> {
+    let file = fs.open(path)?;
     let mut raw = [0; HEADER_LEN];
-    file.read_exact(&mut raw)?;
-    let metadata = file.metadata()?;
-    let (etag, size) = parse_header(&raw, metadata.len()).ok_or_else(|| {
+    file.read_exact_at(&mut raw, 0)?;
+    let (etag, size) = parse_header(&raw, file.len()).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("bad object header in {}", path.display()),
         )
     })?;
     let content = if size <= SMALL_OBJECT as u64 {
-        let mut content = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        file.read_to_end(&mut content)?;
-        if content.len() as u64 != size {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("object file {} changed while being read", path.display()),
-            ));
-        }
+        let mut content = vec![0; usize::try_from(size).unwrap_or(0)];
+        file.read_exact_at(&mut content, HEADER_LEN as u64)?;
         Content::Memory(content.into())
     } else {
         Content::File {
-            file: tokio::fs::File::from_std(file),
+            file: file.clone(),
             offset: HEADER_LEN as u64,
         }
     };
     Ok(Opened {
         size,
         etag,
-        last_modified: metadata.modified()?,
+        last_modified: file.modified(),
         content,
     })
 }
 
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// Writes a file in blocking batches, one batch in flight while the next is gathered.
+struct BatchWriter {
+    file: Option<Box<dyn WriteFile>>,
+    pending: Option<tokio::task::JoinHandle<(Box<dyn WriteFile>, std::io::Result<()>)>>,
+}
+
+impl BatchWriter {
+    fn new(file: Box<dyn WriteFile>) -> Self {
+        Self {
+            file: Some(file),
+            pending: None,
+        }
+    }
+
+    /// Waits for the previous batch, then starts writing `batch`.
+    async fn write(&mut self, batch: bytes::Bytes) -> std::io::Result<()> {
+        let mut file = self.settle().await?;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&batch);
+            (file, result)
+        }));
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> std::io::Result<Box<dyn WriteFile>> {
+        if let Some(pending) = self.pending.take() {
+            let (file, result) = pending.await.map_err(std::io::Error::other)?;
+            result?;
+            return Ok(file);
+        }
+        self.file
+            .take()
+            .ok_or_else(|| std::io::Error::other("a failed write left no file"))
+    }
+
+    /// The file, once every batch is written.
+    async fn finish(mut self) -> std::io::Result<Box<dyn WriteFile>> {
+        self.settle().await
+    }
+}
+
 /// Creates `path`, writes header and content, fsyncs it when asked.
 fn write_small(
+    fs: &dyn Fs,
     path: &Path,
     header: &[u8],
     content: &[u8],
     fsync: Option<&Option<prometheus::Histogram>>,
 ) -> Result<(), Error> {
     let write_err = |e| Error::io("writing a temporary file", e);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    let mut file = fs
+        .create_new(path)
         .map_err(|e| Error::io("creating a temporary file", e))?;
-    file.write_all(header).map_err(write_err)?;
-    file.write_all(content).map_err(write_err)?;
+    let mut all = Vec::with_capacity(header.len() + content.len());
+    all.extend_from_slice(header);
+    all.extend_from_slice(content);
+    file.write_all(&all).map_err(write_err)?;
     if let Some(histogram) = fsync {
         let started = Instant::now();
         file.sync_all()
@@ -439,27 +512,25 @@ fn write_small(
     Ok(())
 }
 
-/// Creates `data_dir` if needed and takes its exclusive lock, or fails naming the
-/// directory when another process holds it.
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, Error> {
-    std::fs::create_dir_all(data_dir).map_err(|e| Error::io("creating the data directory", e))?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(data_dir.join("LOCK"))
-        .map_err(|e| Error::io("opening the data directory lock", e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::io(
-            "locking the data directory",
-            std::io::Error::other(format!(
-                "{} is in use by another storaged process",
-                data_dir.display()
-            )),
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking the data directory", e)),
-    }
+/// Takes the data directory's exclusive lock, or fails naming the directory when another
+/// process holds it.
+fn lock_data_dir(
+    fs: &dyn Fs,
+    data_dir: &Path,
+) -> Result<Box<dyn std::fmt::Debug + Send + Sync>, Error> {
+    fs.lock(data_dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::io(
+                "locking the data directory",
+                std::io::Error::other(format!(
+                    "{} is in use by another storaged process",
+                    data_dir.display()
+                )),
+            )
+        } else {
+            Error::io("locking the data directory", e)
+        }
+    })
 }
 
 fn meta(key: ObjectKey, entry: Entry) -> ObjectMeta {
@@ -536,6 +607,7 @@ fn object_path(root: &Path, key: &ObjectKey) -> Result<PathBuf, Error> {
 /// Creates the directories `target` needs, renames `temp` over it and, when `fsync` is
 /// set, fsyncs the target's directory and the parent of every directory created.
 fn install(
+    fs: &dyn Fs,
     root: &Path,
     temp: &Path,
     target: &Path,
@@ -548,15 +620,15 @@ fn install(
     let mut dir = root.to_path_buf();
     for component in relative.components() {
         dir.push(component);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
+        match fs.stat(&dir) {
+            Ok(Some(m)) if m.kind == Kind::Dir => {}
+            Ok(Some(_)) => {
                 return Err(Error::KeyConflict {
                     key: key.to_owned(),
                     reason: "a path component is a file or link that storaged did not create",
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&dir) {
+            Ok(None) => match fs.create_dir(&dir) {
                 Ok(()) => created.push(dir.clone()),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io("creating a directory", e)),
@@ -564,34 +636,43 @@ fn install(
             Err(e) => return Err(Error::io("inspecting a directory", e)),
         }
     }
-    if std::fs::symlink_metadata(target).is_ok_and(|m| !m.is_file()) {
+    if fs
+        .stat(target)
+        .is_ok_and(|m| m.is_some_and(|m| m.kind != Kind::File))
+    {
         return Err(Error::KeyConflict {
             key: key.to_owned(),
             reason: "the object path is a directory or link that storaged did not create",
         });
     }
-    std::fs::rename(temp, target).map_err(|e| Error::io("renaming into place", e))?;
+    fs.rename(temp, target)
+        .map_err(|e| Error::io("renaming into place", e))?;
     if let Some((dirs, histogram)) = fsync {
-        dirs.sync(parent, histogram)?;
+        dirs.sync(fs, parent, histogram)?;
         for dir in &created {
             if let Some(p) = dir.parent() {
-                dirs.sync(p, histogram)?;
+                dirs.sync(fs, p, histogram)?;
             }
         }
     }
-    std::fs::symlink_metadata(target)
-        .and_then(|m| m.modified())
-        .map_err(|e| Error::io("reading object metadata", e))
+    match fs.stat(target) {
+        Ok(Some(m)) => Ok(m.modified),
+        Ok(None) => Err(Error::io(
+            "reading object metadata",
+            std::io::ErrorKind::NotFound.into(),
+        )),
+        Err(e) => Err(Error::io("reading object metadata", e)),
+    }
 }
 
 /// Removes now-empty directories from `path`'s parent up to (excluding) `root`.
-fn remove_empty_parents(root: &Path, path: &Path) {
+fn remove_empty_parents(fs: &dyn Fs, root: &Path, path: &Path) {
     let mut dir = path.parent();
     while let Some(d) = dir {
         if d == root || !d.starts_with(root) {
             break;
         }
-        if std::fs::remove_dir(d).is_err() {
+        if fs.remove_dir(d).is_err() {
             break; // not empty (or already gone): stop climbing
         }
         dir = d.parent();
@@ -599,19 +680,25 @@ fn remove_empty_parents(root: &Path, path: &Path) {
 }
 
 /// Prepares the directories, sweeps `tmp/` and indexes every object under `objects/`.
-fn scan(objects: &Path, tmp: &Path) -> Result<(BTreeMap<ObjectKey, Entry>, OpenReport), Error> {
-    std::fs::create_dir_all(objects).map_err(|e| Error::io("creating the objects directory", e))?;
-    std::fs::create_dir_all(tmp).map_err(|e| Error::io("creating the temporary directory", e))?;
+fn scan(
+    fs: &dyn Fs,
+    objects: &Path,
+    tmp: &Path,
+) -> Result<(BTreeMap<ObjectKey, Entry>, OpenReport), Error> {
+    fs.create_dir_all(objects)
+        .map_err(|e| Error::io("creating the objects directory", e))?;
+    fs.create_dir_all(tmp)
+        .map_err(|e| Error::io("creating the temporary directory", e))?;
     let mut report = OpenReport::default();
-    for entry in
-        std::fs::read_dir(tmp).map_err(|e| Error::io("reading the temporary directory", e))?
+    for entry in fs
+        .read_dir(tmp)
+        .map_err(|e| Error::io("reading the temporary directory", e))?
     {
-        let entry = entry.map_err(|e| Error::io("reading the temporary directory", e))?;
-        let path = entry.path();
-        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&path)
+        let path = tmp.join(&entry.name);
+        let removed = if entry.kind == Kind::Dir {
+            fs.remove_dir_all(&path)
         } else {
-            std::fs::remove_file(&path)
+            fs.remove_file(&path)
         };
         removed.map_err(|e| Error::io("sweeping a temporary file", e))?;
         report.swept += 1;
@@ -619,21 +706,17 @@ fn scan(objects: &Path, tmp: &Path) -> Result<(BTreeMap<ObjectKey, Entry>, OpenR
     let mut index = BTreeMap::new();
     let mut stack = vec![(objects.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&dir).map_err(|e| Error::io("reading an object directory", e))?
+        for entry in fs
+            .read_dir(&dir)
+            .map_err(|e| Error::io("reading an object directory", e))?
         {
-            let entry = entry.map_err(|e| Error::io("reading an object directory", e))?;
-            let file_type = entry
-                .file_type()
-                .map_err(|e| Error::io("reading an object directory", e))?;
-            let name = entry.file_name();
-            let path = entry.path();
-            let Some(name) = name.to_str() else {
+            let path = dir.join(&entry.name);
+            let Some(name) = entry.name.to_str() else {
                 tracing::warn!(path = %path.display(), "skipping a file whose name is not utf-8");
                 report.skipped += 1;
                 continue;
             };
-            if file_type.is_dir() {
+            if entry.kind == Kind::Dir {
                 if let Some(segment) = unescape(name) {
                     stack.push((path, format!("{prefix}{segment}/")));
                 } else {
@@ -642,8 +725,7 @@ fn scan(objects: &Path, tmp: &Path) -> Result<(BTreeMap<ObjectKey, Entry>, OpenR
                 }
                 continue;
             }
-            let parsed = file_type
-                .is_file()
+            let parsed = (entry.kind == Kind::File)
                 .then(|| name.strip_suffix(OBJECT_SUFFIX))
                 .flatten()
                 .and_then(unescape)
@@ -653,7 +735,7 @@ fn scan(objects: &Path, tmp: &Path) -> Result<(BTreeMap<ObjectKey, Entry>, OpenR
                 report.skipped += 1;
                 continue;
             };
-            match read_entry(&path) {
+            match read_entry(fs, &path) {
                 Ok(entry) => {
                     index.insert(key, entry);
                     report.objects += 1;
@@ -668,17 +750,16 @@ fn scan(objects: &Path, tmp: &Path) -> Result<(BTreeMap<ObjectKey, Entry>, OpenR
     Ok((index, report))
 }
 
-fn read_entry(path: &Path) -> std::io::Result<Entry> {
-    let mut file = std::fs::File::open(path)?;
+fn read_entry(fs: &dyn Fs, path: &Path) -> std::io::Result<Entry> {
+    let file = fs.open(path)?;
     let mut raw = [0; HEADER_LEN];
-    file.read_exact(&mut raw)?;
-    let metadata = file.metadata()?;
-    let (etag, size) = parse_header(&raw, metadata.len())
+    file.read_exact_at(&mut raw, 0)?;
+    let (etag, size) = parse_header(&raw, file.len())
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad object header"))?;
     Ok(Entry {
         size,
         etag,
-        last_modified: metadata.modified()?,
+        last_modified: file.modified(),
     })
 }
 

@@ -18,6 +18,7 @@ use crate::Error;
 #[cfg(test)]
 pub mod conformance;
 mod dirsync;
+pub mod fs;
 mod local;
 mod memory;
 
@@ -166,7 +167,10 @@ impl fmt::Debug for ObjectReader {
 #[derive(Debug)]
 pub enum Content {
     /// An open file; the content starts at `offset`.
-    File { file: tokio::fs::File, offset: u64 },
+    File {
+        file: Arc<dyn fs::ReadFile>,
+        offset: u64,
+    },
     /// Bytes in memory.
     Memory(Bytes),
 }
@@ -184,13 +188,11 @@ impl ObjectReader {
         use futures_util::StreamExt;
         match self.content {
             Content::File { file, offset } => {
-                let file = Arc::new(file.into_std().await);
                 let begin = offset + start;
                 let end = begin + len;
-                let read = move |file: Arc<std::fs::File>, at: u64| {
+                let read = move |file: Arc<dyn fs::ReadFile>, at: u64| {
                     let n = usize::try_from(READ_CHUNK.min(end - at)).unwrap_or(0);
                     tokio::task::spawn_blocking(move || {
-                        use std::os::unix::fs::FileExt;
                         let mut buf = vec![0; n];
                         file.read_exact_at(&mut buf, at).map(|()| Bytes::from(buf))
                     })
