@@ -29,7 +29,7 @@ fn key(k: &str) -> ObjectKey {
 pub async fn read(store: &dyn Backend, k: &str) -> Result<Vec<u8>, Error> {
     let reader = store.get(&key(k)).await?;
     let size = reader.meta.size;
-    let mut stream = reader.stream(0, size).await?;
+    let mut stream = reader.stream(0, size)?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk.unwrap());
@@ -108,13 +108,7 @@ pub async fn ranges(store: &dyn Backend) {
         (9, 1, "9"),
         (5, 0, ""),
     ] {
-        let mut stream = store
-            .get(&k)
-            .await
-            .unwrap()
-            .stream(start, len)
-            .await
-            .unwrap();
+        let mut stream = store.get(&k).await.unwrap().stream(start, len).unwrap();
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
             out.extend_from_slice(&chunk.unwrap());

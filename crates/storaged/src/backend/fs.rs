@@ -44,7 +44,8 @@ pub trait WriteFile: Send {
 
 /// A file opened for reading; its length and time are those seen when it was opened.
 pub trait ReadFile: Send + Sync + fmt::Debug {
-    fn len(&self) -> u64;
+    /// The file's length in bytes.
+    fn size(&self) -> u64;
     fn modified(&self) -> SystemTime;
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
 }
@@ -111,7 +112,7 @@ struct RealRead {
 }
 
 impl ReadFile for RealRead {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
 

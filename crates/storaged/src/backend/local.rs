@@ -411,7 +411,7 @@ fn open_object(fs: &dyn Fs, path: &Path) -> std::io::Result<Opened> {
     let file = fs.open(path)?;
     let mut raw = [0; HEADER_LEN];
     file.read_exact_at(&mut raw, 0)?;
-    let (etag, size) = parse_header(&raw, file.len()).ok_or_else(|| {
+    let (etag, size) = parse_header(&raw, file.size()).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("bad object header in {}", path.display()),
@@ -444,10 +444,12 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
+type PendingWrite = tokio::task::JoinHandle<(Box<dyn WriteFile>, std::io::Result<()>)>;
+
 /// Writes a file in blocking batches, one batch in flight while the next is gathered.
 struct BatchWriter {
     file: Option<Box<dyn WriteFile>>,
-    pending: Option<tokio::task::JoinHandle<(Box<dyn WriteFile>, std::io::Result<()>)>>,
+    pending: Option<PendingWrite>,
 }
 
 impl BatchWriter {
@@ -754,7 +756,7 @@ fn read_entry(fs: &dyn Fs, path: &Path) -> std::io::Result<Entry> {
     let file = fs.open(path)?;
     let mut raw = [0; HEADER_LEN];
     file.read_exact_at(&mut raw, 0)?;
-    let (etag, size) = parse_header(&raw, file.len())
+    let (etag, size) = parse_header(&raw, file.size())
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad object header"))?;
     Ok(Entry {
         size,

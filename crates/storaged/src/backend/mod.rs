@@ -184,7 +184,7 @@ impl ObjectReader {
     /// A file is read one chunk ahead: the next chunk is read on the blocking pool while
     /// the current one is sent, and no thread waits on a slow client (a read finishes and
     /// its chunk waits in memory; at most two chunks per download).
-    pub async fn stream(self, start: u64, len: u64) -> Result<ByteStream, Error> {
+    pub fn stream(self, start: u64, len: u64) -> Result<ByteStream, Error> {
         use futures_util::StreamExt;
         match self.content {
             Content::File { file, offset } => {
