@@ -110,12 +110,26 @@ impl LocalFs {
     ) -> Result<(Self, OpenReport), Error> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
+        let created = missing_dirs(fs.as_ref(), data_dir);
         let owner = lock_data_dir(fs.as_ref(), data_dir)?;
         let (index, report) = {
             let (fs, objects, tmp) = (fs.clone(), objects.clone(), tmp.clone());
-            tokio::task::spawn_blocking(move || scan(fs.as_ref(), &objects, &tmp))
-                .await
-                .map_err(|e| Error::io("scanning the data directory", std::io::Error::other(e)))??
+            let data_dir = data_dir.to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                let scanned = scan(fs.as_ref(), &objects, &tmp)?;
+                if fsync {
+                    // The first acknowledged write needs `objects/` (and every directory
+                    // created above it) to survive a power loss too.
+                    let parents = created.iter().filter_map(|d| d.parent());
+                    for dir in std::iter::once(data_dir.as_path()).chain(parents) {
+                        fs.sync_dir(dir)
+                            .map_err(|e| Error::io("fsyncing the data directory", e))?;
+                    }
+                }
+                Ok::<_, Error>(scanned)
+            })
+            .await
+            .map_err(|e| Error::io("scanning the data directory", std::io::Error::other(e)))??
         };
         let store = Self {
             fs,
@@ -512,6 +526,14 @@ fn write_small(
         }
     }
     Ok(())
+}
+
+/// `dir` and those of its ancestors that do not exist yet.
+fn missing_dirs(fs: &dyn Fs, dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && matches!(fs.stat(d), Ok(None)))
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 /// Takes the data directory's exclusive lock, or fails naming the directory when another

@@ -21,6 +21,10 @@ mod dirsync;
 pub mod fs;
 mod local;
 mod memory;
+#[cfg(test)]
+mod power_loss;
+#[cfg(test)]
+mod simfs;
 
 pub use local::LocalFs;
 pub use memory::Memory;

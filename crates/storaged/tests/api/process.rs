@@ -140,25 +140,32 @@ async fn a_failed_fsync_is_an_error_and_the_old_object_stays() {
         "this test needs strace (apt-get install strace; .ci/run installs it)"
     );
     let dir = tempfile::tempdir().unwrap();
-    {
-        let proc = start(storaged(dir.path()));
-        assert_eq!(put(proc.port, "f/obj", "version one").await, 201);
+    let proc = start(storaged(dir.path()));
+    assert_eq!(put(proc.port, "f/obj", "version one").await, 201);
+    // From now on every fsync fails (strace attached to the running process: start-up
+    // fsyncs the data directory and would fail first).
+    let _strace = Proc {
+        child: Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=fsync,fdatasync",
+            ])
+            .args(["-e", "inject=fsync,fdatasync:error=EIO", "-p"])
+            .arg(proc.child.id().to_string())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+        port: 0,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while put(proc.port, "probe/attached", "x").await != 500 {
+        assert!(Instant::now() < deadline, "strace did not attach");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut wrapped = Command::new("strace");
-    wrapped
-        .args([
-            "-f",
-            "-qq",
-            "-o",
-            "/dev/null",
-            "-e",
-            "trace=fsync,fdatasync",
-        ])
-        .args(["-e", "inject=fsync,fdatasync:error=EIO"])
-        .arg(BIN)
-        .arg("--data-dir")
-        .arg(dir.path());
-    let proc = start(wrapped);
     let mut res = client()
         .put(format!("http://127.0.0.1:{}/v1/objects/f/obj", proc.port))
         .send_body("version two")

@@ -1,0 +1,226 @@
+//! Simulated power loss: every workload of up to three operations runs on [`SimFs`]; at
+//! every point of it (after each file system call) and for each way a power loss may
+//! leave the disk ([`Crash`]), the store reopened on what survived must hold every
+//! acknowledged write, and every key exactly its old or its new bytes. Without the
+//! directory fsync (or the file fsync) the same enumeration must find a lost write.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use manifest_codec::ObjectKey;
+
+use super::conformance::body;
+use super::simfs::{Crash, SimFs, State};
+use super::{Backend, Condition, LocalFs};
+
+#[derive(Clone)]
+enum Op {
+    Put(&'static str, Vec<u8>),
+    Delete(&'static str),
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Put(k, v) => write!(f, "put {k} ({} bytes)", v.len()),
+            Op::Delete(k) => write!(f, "delete {k}"),
+        }
+    }
+}
+
+impl Op {
+    fn key(&self) -> &'static str {
+        match self {
+            Op::Put(k, _) | Op::Delete(k) => k,
+        }
+    }
+}
+
+/// Create and overwrite in a directory, a large (streamed) object in a new nested one, a
+/// delete.
+fn alphabet() -> Vec<Op> {
+    vec![
+        Op::Put("k/a", b"one".to_vec()),
+        Op::Put("k/a", b"two".to_vec()),
+        Op::Put("k/n/b", vec![9; 300 * 1024]),
+        Op::Delete("k/a"),
+    ]
+}
+
+/// Every sequence of one to three operations of the alphabet.
+fn workloads() -> Vec<Vec<Op>> {
+    let alphabet = alphabet();
+    let mut all: Vec<Vec<Op>> = vec![vec![]];
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        all = all
+            .iter()
+            .flat_map(|w| {
+                alphabet.iter().map(move |op| {
+                    let mut w = w.clone();
+                    w.push(op.clone());
+                    w
+                })
+            })
+            .collect();
+        out.extend(all.iter().cloned());
+    }
+    out
+}
+
+const DATA: &str = "/data";
+
+async fn open(fs: SimFs) -> LocalFs {
+    LocalFs::open_on(Arc::new(fs), Path::new(DATA), true, None)
+        .await
+        .expect("the store opens on what survived")
+        .0
+}
+
+/// Runs `ops`; returns every snapshot, the snapshot count when the store was open, and the
+/// count when each operation was acknowledged.
+async fn record(ops: &[Op], fs: SimFs) -> (Vec<State>, usize, Vec<usize>) {
+    let store = open(fs.clone()).await;
+    let start = fs.snapshots().len();
+    let mut acks = Vec::new();
+    for op in ops {
+        let key = ObjectKey::parse(op.key()).unwrap();
+        match op {
+            Op::Put(_, bytes) => {
+                store
+                    .put(&key, Condition::None, body(bytes.clone()))
+                    .await
+                    .unwrap();
+            }
+            Op::Delete(_) => store.delete(&key, Condition::None).await.unwrap(),
+        }
+        acks.push(fs.snapshots().len());
+    }
+    (fs.snapshots(), start, acks)
+}
+
+async fn read(store: &LocalFs, key: &str) -> Option<Vec<u8>> {
+    let key = ObjectKey::parse(key).unwrap();
+    let reader = store.get(&key).await.ok()?;
+    let size = reader.meta.size;
+    let mut stream = reader.stream(0, size).unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    Some(out)
+}
+
+/// Reopens the store on `state`; `acked` operations were acknowledged, `in_flight` may
+/// or may not have happened.
+async fn check(
+    state: State,
+    ops: &[Op],
+    acked: usize,
+    in_flight: Option<&Op>,
+) -> Result<(), String> {
+    let store = open(SimFs::from_state(state, true, true)).await;
+    let mut model: BTreeMap<&str, Option<Vec<u8>>> = BTreeMap::new();
+    for op in &ops[..acked] {
+        match op {
+            Op::Put(k, v) => model.insert(k, Some(v.clone())),
+            Op::Delete(k) => model.insert(k, None),
+        };
+    }
+    let mut allowed: BTreeMap<&str, Vec<Option<Vec<u8>>>> = alphabet()
+        .iter()
+        .map(|op| (op.key(), vec![model.get(op.key()).cloned().flatten()]))
+        .collect();
+    if let Some(op) = in_flight {
+        let new = match op {
+            Op::Put(_, v) => Some(v.clone()),
+            Op::Delete(_) => None,
+        };
+        allowed.get_mut(op.key()).unwrap().push(new);
+    }
+    for (key, options) in &allowed {
+        let got = read(&store, key).await;
+        if !options.contains(&got) {
+            let was = options.first().cloned().flatten();
+            return Err(if got.is_none() && was.is_some() {
+                format!("{key}: an acknowledged write was lost")
+            } else {
+                format!(
+                    "{key}: holds {:?} bytes, expected one of {:?}",
+                    got.map(|g| g.len()),
+                    options
+                        .iter()
+                        .map(|o| o.as_ref().map(Vec::len))
+                        .collect::<Vec<_>>()
+                )
+            });
+        }
+    }
+    let listed = store.list("", None, 100).await.unwrap();
+    for meta in listed.objects {
+        let key = meta.key.to_string();
+        if !allowed
+            .get(key.as_str())
+            .is_some_and(|o| o.iter().any(Option::is_some))
+        {
+            return Err(format!("{key} is listed but should not exist"));
+        }
+    }
+    Ok(())
+}
+
+/// Every crash state of every workload; returns (states checked, violations).
+async fn sweep(sync_dirs: bool, sync_files: bool) -> (usize, Vec<String>) {
+    let mut checked = 0;
+    let mut violations = Vec::new();
+    for ops in workloads() {
+        let (snapshots, start, acks) = record(&ops, SimFs::new(sync_dirs, sync_files)).await;
+        for n in start..=snapshots.len() {
+            let acked = acks.iter().filter(|a| **a <= n).count();
+            let settled = if acked == 0 { start } else { acks[acked - 1] };
+            let in_flight = (n > settled).then(|| &ops[acked]);
+            for crash in Crash::ALL {
+                let state = snapshots[n - 1].after(crash);
+                checked += 1;
+                if let Err(v) = check(state, &ops, acked, in_flight).await {
+                    violations.push(format!("{ops:?}, crash after call {n} ({crash:?}): {v}"));
+                }
+            }
+        }
+    }
+    (checked, violations)
+}
+
+#[tokio::test]
+async fn no_power_loss_loses_an_acknowledged_write_or_tears_an_object() {
+    let (checked, violations) = sweep(true, true).await;
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    assert!(checked > 1_000, "{checked}");
+    println!(
+        "power loss: {} workloads, {checked} crash states → 0 violations",
+        workloads().len()
+    );
+}
+
+#[tokio::test]
+async fn without_the_directory_fsync_a_power_loss_loses_acknowledged_writes() {
+    let (checked, violations) = sweep(false, true).await;
+    let lost = violations
+        .iter()
+        .filter(|v| v.contains("an acknowledged write was lost"))
+        .count();
+    assert!(lost > 0, "{violations:?}");
+    println!("power loss without the directory fsync: {lost} of {checked} crash states lose an acknowledged write");
+}
+
+#[tokio::test]
+async fn without_the_file_fsync_a_power_loss_tears_or_loses_objects() {
+    let (checked, violations) = sweep(true, false).await;
+    assert!(!violations.is_empty());
+    println!(
+        "power loss without the file fsync: {} of {checked} crash states violate",
+        violations.len()
+    );
+}
