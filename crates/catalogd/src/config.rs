@@ -32,6 +32,8 @@ pub struct Settings {
     pub storaged_timeout: Duration,
     /// Largest register body accepted (a 100,000-object manifest is about 6 MiB of JSON).
     pub max_body_size: ByteSize,
+    /// Most objects one register may list (a manifest is one Parquet row, read whole).
+    pub max_objects: usize,
     /// How often the index is checkpointed to storaged when it changed (`"0s"`: never).
     /// A checkpoint lets start-up fetch only the manifests that changed since.
     #[serde(deserialize_with = "service_kit::duration")]
@@ -91,6 +93,9 @@ impl Settings {
         if self.storaged_timeout.is_zero() {
             return Err(SettingsError("storaged_timeout must be above 0".into()));
         }
+        if self.max_objects == 0 {
+            return Err(SettingsError("max_objects must be above 0".into()));
+        }
         if self.max_body_size.as_u64() == 0 {
             return Err(SettingsError("max_body_size must be above 0".into()));
         }
@@ -123,6 +128,7 @@ mod tests {
         assert!(s.storaged_token.is_none());
         assert_eq!(s.storaged_timeout, Duration::from_secs(5));
         assert_eq!(s.max_body_size.as_u64(), 64 * 1024 * 1024);
+        assert_eq!(s.max_objects, 100_000);
         assert_eq!(s.log_format, LogFormat::Pretty);
     }
 
@@ -186,6 +192,7 @@ mod tests {
             ("CATALOGD_STORAGED_URL", "http://", "storaged_url"),
             ("CATALOGD_STORAGED_TOKEN", "", "storaged_token"),
             ("CATALOGD_MAX_BODY_SIZE", "0", "max_body_size"),
+            ("CATALOGD_MAX_OBJECTS", "0", "max_objects"),
             ("CATALOGD_LOG_FORMAT", "xml", "xml"),
         ] {
             let err = Settings::load(None, &env(&[(k, v)]), &Overrides::default())

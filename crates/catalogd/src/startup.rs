@@ -71,6 +71,7 @@ impl Application {
         let shared = Arc::new(Shared {
             ready: AtomicBool::new(false),
             max_body_size: settings.max_body_size.as_u64(),
+            max_objects: settings.max_objects,
             metrics: metrics.clone(),
         });
         let listener = std::net::TcpListener::bind(settings.listen)

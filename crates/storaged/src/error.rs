@@ -15,13 +15,6 @@ pub enum Error {
     /// The key breaks a key rule (design §6).
     #[error("invalid key: {0}")]
     InvalidKey(#[from] KeyError),
-    /// A key segment is too long to be stored as a file name once escaped.
-    #[error("invalid key: segment {segment} is {len} bytes once escaped, at most {max} fit in a file name")]
-    SegmentTooLong {
-        segment: usize,
-        len: usize,
-        max: usize,
-    },
     /// A malformed query parameter, header or continuation token.
     #[error("{0}")]
     InvalidRequest(String),
@@ -77,7 +70,7 @@ impl Error {
     /// The stable machine-readable code in the JSON body, also the `errors_total` label.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidKey(_) | Self::SegmentTooLong { .. } => "invalid_key",
+            Self::InvalidKey(_) => "invalid_key",
             Self::InvalidRequest(_) | Self::BodyAborted(_) => "invalid_request",
             Self::Unauthorized => "unauthorized",
             Self::NotFound { .. } => "not_found",
@@ -101,10 +94,9 @@ impl fmt::Debug for Error {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidKey(_)
-            | Self::SegmentTooLong { .. }
-            | Self::InvalidRequest(_)
-            | Self::BodyAborted(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidKey(_) | Self::InvalidRequest(_) | Self::BodyAborted(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,

@@ -33,9 +33,15 @@ struct ObjectBody {
 }
 
 impl RegisterBody {
-    fn parse(self) -> Result<RegisterRequest, Error> {
+    fn parse(self, max_objects: usize) -> Result<RegisterRequest, Error> {
         let invalid =
             |field: &str, e: &dyn std::fmt::Display| Error::InvalidRequest(format!("{field}: {e}"));
+        if self.objects.len() > max_objects {
+            return Err(Error::InvalidRequest(format!(
+                "objects: {} entries, at most {max_objects} per dataset (max_objects)",
+                self.objects.len()
+            )));
+        }
         let name = DatasetName::parse(&self.name).map_err(|e| invalid("name", &e))?;
         let schema_fingerprint = SchemaFingerprint::parse(&self.schema_fingerprint)
             .map_err(|e| invalid("schema_fingerprint", &e))?;
@@ -114,7 +120,7 @@ pub(crate) async fn register(
                         Error::InvalidRequest(format!("invalid register body at {path}: {inner}"))
                     }
                 })?;
-        let request = body.parse()?;
+        let request = body.parse(state.shared.max_objects)?;
         Ok::<_, Error>(state.catalog.register(request).await?)
     }
     .await;

@@ -24,6 +24,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Largest register body accepted.
     pub max_body_size: u64,
+    /// Most objects one register may list.
+    pub max_objects: usize,
     /// This instance's metrics.
     pub metrics: Metrics,
 }

@@ -599,33 +599,60 @@ fn unescape(name: &str) -> Option<String> {
     (escape(&plain) == name).then_some(plain)
 }
 
-/// The file of `key` under `root`, or [`Error::SegmentTooLong`] before any file system call.
+/// The file of `key` under `root`. Each segment becomes a path component; a segment too
+/// long for one file name once escaped is split into pieces of at most
+/// [`PIECE`] escaped bytes, each but the last a directory named `<piece>%+`.
 fn object_path(root: &Path, key: &ObjectKey) -> Result<PathBuf, Error> {
     let mut path = root.to_path_buf();
     let segments: Vec<&str> = key.segments().collect();
     for (i, segment) in segments.iter().enumerate() {
-        let mut name = escape(segment);
-        let max = if i + 1 == segments.len() {
-            name.push_str(OBJECT_SUFFIX);
-            MAX_FILE_NAME
-        } else {
-            MAX_FILE_NAME
-        };
-        if name.len() > max {
-            return Err(Error::SegmentTooLong {
-                segment: i + 1,
-                len: name.len(),
-                max: max
-                    - if i + 1 == segments.len() {
-                        OBJECT_SUFFIX.len()
-                    } else {
-                        0
-                    },
-            });
+        let last = i + 1 == segments.len();
+        let suffix = if last { OBJECT_SUFFIX } else { "" };
+        let escaped = escape(segment);
+        if escaped.len() + suffix.len() <= MAX_FILE_NAME {
+            path.push(escaped + suffix);
+            continue;
         }
-        path.push(name);
+        let pieces = split_escaped(segment);
+        for (j, piece) in pieces.iter().enumerate() {
+            if j + 1 < pieces.len() {
+                path.push(format!("{piece}{CONTINUED}"));
+            } else {
+                path.push(format!("{piece}{suffix}"));
+            }
+        }
     }
     Ok(path)
+}
+
+/// Escaped bytes per piece of a long segment: with `%obj` or `%+` it fits a file name.
+const PIECE: usize = 250;
+/// Marks a directory that holds the rest of a long segment (an escaped name never
+/// contains `%+`, so it never collides with a segment's own directory).
+const CONTINUED: &str = "%+";
+
+/// `segment` escaped, in pieces of at most [`PIECE`] bytes, never splitting a character
+/// or an escape.
+fn split_escaped(segment: &str) -> Vec<String> {
+    let mut pieces = vec![String::new()];
+    for ch in segment.chars() {
+        let mut buf = [0; 4];
+        let escaped = if ch == '%' {
+            "%25"
+        } else {
+            ch.encode_utf8(&mut buf)
+        };
+        if pieces
+            .last()
+            .is_some_and(|p| p.len() + escaped.len() > PIECE)
+        {
+            pieces.push(String::new());
+        }
+        if let Some(p) = pieces.last_mut() {
+            p.push_str(escaped);
+        }
+    }
+    pieces
 }
 
 /// Creates the directories `target` needs, renames `temp` over it and, when `fsync` is
@@ -741,7 +768,9 @@ fn scan(
                 continue;
             };
             if entry.kind == Kind::Dir {
-                if let Some(segment) = unescape(name) {
+                if let Some(piece) = name.strip_suffix(CONTINUED).and_then(unescape) {
+                    stack.push((path, format!("{prefix}{piece}")));
+                } else if let Some(segment) = unescape(name) {
                     stack.push((path, format!("{prefix}{segment}/")));
                 } else {
                     tracing::warn!(path = %path.display(), "skipping a directory storaged did not create");
@@ -810,13 +839,37 @@ mod tests {
             object_path(root, &key).unwrap(),
             PathBuf::from("/d/objects/a/b%25c/d.parquet%obj")
         );
-        let long = ObjectKey::parse(&"x".repeat(252)).unwrap();
-        assert!(matches!(
-            object_path(root, &long),
-            Err(Error::SegmentTooLong { segment: 1, .. })
-        ));
         let fits = ObjectKey::parse(&"x".repeat(251)).unwrap();
-        assert!(object_path(root, &fits).is_ok());
+        assert_eq!(
+            object_path(root, &fits).unwrap(),
+            root.join(format!("{}%obj", "x".repeat(251)))
+        );
+        // Longer segments are split into pieces, each fitting a file name.
+        let long = ObjectKey::parse(&format!("{}/{}", "d".repeat(600), "f%".repeat(200))).unwrap();
+        let path = object_path(root, &long).unwrap();
+        let names: Vec<String> = path
+            .strip_prefix(root)
+            .unwrap()
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| n.len() <= MAX_FILE_NAME), "{names:?}");
+        // 600 bytes: 250 + 250 + 100; "f%" escapes to 4 bytes: 800 in 62 × 4-byte pieces.
+        assert_eq!(names.len(), 3 + 4, "{names:?}");
+        assert!(names[0].ends_with(CONTINUED) && names[1].ends_with(CONTINUED));
+        assert_eq!(names[2], "d".repeat(100));
+        assert!(names[3..6].iter().all(|n| n.ends_with(CONTINUED)));
+        assert!(names[6].ends_with(OBJECT_SUFFIX));
+        for name in &names[3..] {
+            let piece = name
+                .strip_suffix(CONTINUED)
+                .or_else(|| name.strip_suffix(OBJECT_SUFFIX))
+                .unwrap();
+            assert!(unescape(piece).is_some(), "{piece} splits an escape");
+        }
+        let pieces = split_escaped(&"\u{1f600}".repeat(100));
+        assert!(pieces.iter().all(|p| p.len() <= PIECE));
+        assert_eq!(pieces.concat(), "\u{1f600}".repeat(100));
     }
 
     #[tokio::test]

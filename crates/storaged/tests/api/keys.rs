@@ -5,7 +5,7 @@ use std::os::unix::fs::symlink;
 
 use bytes::Bytes;
 
-use crate::helpers::{encode, snapshot, spawn_app};
+use crate::helpers::{encode, snapshot, spawn_app, spawn_in};
 
 /// Raw (already percent-encoded) key paths that must be rejected.
 const TRAVERSAL: &[&str] = &[
@@ -176,19 +176,42 @@ async fn odd_but_valid_keys_are_stored_as_themselves() {
 }
 
 #[actix_web::test]
-async fn segments_too_long_to_store_are_400_not_500() {
+async fn segments_too_long_for_one_file_name_are_stored_and_survive_a_restart() {
     let app = spawn_app().await;
-    // 250 'e' + "%" escapes to 253 bytes, plus "%obj": over the 255-byte file-name limit.
-    let key = format!("{}%", "e".repeat(250));
-    let message = app.put(&key, "x").await.assert_error(400, "invalid_key");
-    assert!(message.contains("once escaped"), "{message}");
-    // A 4-byte char segment: 63 emoji = 252 bytes; fits as a directory, not as a file.
     let emoji = "\u{1f600}".repeat(63);
-    app.put(&format!("{emoji}/x"), "x").await;
-    assert_eq!(app.get(&format!("{emoji}/x")).await.status, 200);
-    let r = app.put(&emoji, "x").await;
-    r.assert_error(400, "invalid_key");
-    assert_eq!(app.get(&emoji).await.status, 404);
+    let keys = [
+        // 250 'e' + "%" escapes to 253 bytes, plus "%obj": over the 255-byte limit.
+        format!("{}%", "e".repeat(250)),
+        emoji.clone(),
+        format!("{emoji}/x"),
+        format!("{emoji}/{emoji}"),
+        "s".repeat(1024),
+        "%".repeat(1024),
+        format!("{}/inner", "d".repeat(700)),
+        format!("_catalog/manifests/{}.parquet", "a".repeat(255)),
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        let r = app.put(key, format!("body {i}")).await;
+        assert_eq!(r.status, 201, "{key}: {:?}", r.json());
+        assert_eq!(r.json()["key"], key.as_str());
+    }
+    let listing = app.list("limit=100").await.json()["objects"].clone();
+    assert_eq!(listing.as_array().unwrap().len(), keys.len());
+    let root = app.stop().await;
+
+    let app = spawn_in(root, |_| {}).await;
+    assert_eq!(app.list("limit=100").await.json()["objects"], listing);
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(app.get(key).await.body, format!("body {i}"), "{key}");
+    }
+    // Deleting removes the pieces' directories too.
+    for key in &keys {
+        assert_eq!(app.delete(key).await.status, 204);
+    }
+    let objects = std::fs::read_dir(app.data_dir().join("objects"))
+        .unwrap()
+        .count();
+    assert_eq!(objects, 0);
 }
 
 #[actix_web::test]
