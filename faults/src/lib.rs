@@ -9,6 +9,7 @@ pub mod client;
 pub mod procs;
 pub mod proxy;
 pub mod strace;
+pub mod tree;
 
 /// Whether this is the long `make chaos` tier (`CHAOS` set and not `0`).
 pub fn chaos() -> bool {

@@ -147,7 +147,7 @@ impl LocalFs {
         Ok((store, report))
     }
 
-    fn object_path(&self, key: &ObjectKey) -> Result<PathBuf, Error> {
+    fn object_path(&self, key: &ObjectKey) -> PathBuf {
         object_path(&self.objects, key)
     }
 
@@ -300,7 +300,7 @@ impl Backend for LocalFs {
         condition: Condition,
         body: Body,
     ) -> Result<PutOutcome, Error> {
-        let target = self.object_path(key)?;
+        let target = self.object_path(key);
         // Fail fast before reading the body; checked again under the key's lock.
         check_condition(key, condition, self.current(key).map(|e| e.etag))?;
         let temp = self.temp_path();
@@ -330,7 +330,7 @@ impl Backend for LocalFs {
         if self.current(key).is_none() {
             return Err(not_found());
         }
-        let path = self.object_path(key)?;
+        let path = self.object_path(key);
         let fs = self.fs.clone();
         let opened = tokio::task::spawn_blocking(move || open_object(fs.as_ref(), &path))
             .await
@@ -352,7 +352,7 @@ impl Backend for LocalFs {
     }
 
     async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
-        let path = self.object_path(key)?;
+        let path = self.object_path(key);
         let _key = self.locks.lock(key).await;
         let current = self.current(key);
         check_condition(key, condition, current.map(|e| e.etag))?;
@@ -602,7 +602,7 @@ fn unescape(name: &str) -> Option<String> {
 /// The file of `key` under `root`. Each segment becomes a path component; a segment too
 /// long for one file name once escaped is split into pieces of at most
 /// [`PIECE`] escaped bytes, each but the last a directory named `<piece>%+`.
-fn object_path(root: &Path, key: &ObjectKey) -> Result<PathBuf, Error> {
+fn object_path(root: &Path, key: &ObjectKey) -> PathBuf {
     let mut path = root.to_path_buf();
     let segments: Vec<&str> = key.segments().collect();
     for (i, segment) in segments.iter().enumerate() {
@@ -622,7 +622,7 @@ fn object_path(root: &Path, key: &ObjectKey) -> Result<PathBuf, Error> {
             }
         }
     }
-    Ok(path)
+    path
 }
 
 /// Escaped bytes per piece of a long segment: with `%obj` or `%+` it fits a file name.
@@ -836,17 +836,17 @@ mod tests {
         let root = Path::new("/d/objects");
         let key = ObjectKey::parse("a/b%c/d.parquet").unwrap();
         assert_eq!(
-            object_path(root, &key).unwrap(),
+            object_path(root, &key),
             PathBuf::from("/d/objects/a/b%25c/d.parquet%obj")
         );
         let fits = ObjectKey::parse(&"x".repeat(251)).unwrap();
         assert_eq!(
-            object_path(root, &fits).unwrap(),
+            object_path(root, &fits),
             root.join(format!("{}%obj", "x".repeat(251)))
         );
         // Longer segments are split into pieces, each fitting a file name.
         let long = ObjectKey::parse(&format!("{}/{}", "d".repeat(600), "f%".repeat(200))).unwrap();
-        let path = object_path(root, &long).unwrap();
+        let path = object_path(root, &long);
         let names: Vec<String> = path
             .strip_prefix(root)
             .unwrap()
