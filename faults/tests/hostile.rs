@@ -4,12 +4,12 @@
 //! changes: storaged's listing, ETags and bytes, catalogd's datasets, and every file
 //! outside the data directory.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
-use faults::client::{list_all, objects, register_body, Api};
+use faults::client::{list_all, objects, register_body};
 use faults::procs::{catalogd, free_port, storaged, Proc};
 use faults::tree::snapshot;
 use serde_json::{json, Value};
@@ -19,12 +19,6 @@ struct Stack {
     _logs: tempfile::TempDir,
     storaged: Proc,
     catalogd: Proc,
-}
-
-impl Stack {
-    fn data(&self) -> std::path::PathBuf {
-        self.root.path().join("data")
-    }
 }
 
 /// storaged (data in `<root>/data`, with a sentinel directory `<root>/outside` and a
@@ -150,7 +144,7 @@ fn key_corpus() -> Vec<String> {
         corpus.push(k.to_owned());
     }
     corpus.push("k".repeat(1025));
-    corpus.push(format!("a/{}", "s".repeat(300)));
+    corpus.push(format!("{}/x", "%25".repeat(1023)));
     corpus
 }
 
@@ -173,8 +167,7 @@ async fn a_corpus_of_hostile_keys_is_refused_and_nothing_changes() {
                 let json = reply.json();
                 let message = json["message"].as_str().unwrap_or_default();
                 assert!(
-                    json["error"] == "invalid_key" && message.starts_with("invalid key: ")
-                        || json["error"] == "key_too_long_to_store",
+                    json["error"] == "invalid_key" && message.starts_with("invalid key: "),
                     "{method} {raw}: {json}"
                 );
             }
@@ -283,6 +276,14 @@ fn gzip_of_zeros(n: usize) -> Vec<u8> {
     out.stdout
 }
 
+/// What a hostile register sends and the status it must get.
+type Case = (
+    &'static str,
+    Vec<u8>,
+    Vec<(&'static str, &'static str)>,
+    u16,
+);
+
 #[actix_web::test]
 async fn hostile_register_bodies_are_4xx_and_change_nothing() {
     let s = stack().await;
@@ -320,7 +321,7 @@ async fn hostile_register_bodies_are_4xx_and_change_nothing() {
         r#"{{"name": "kept", "schema_fingerprint": "{}", "objects": []}}"#,
         "f".repeat(65 * 1024 * 1024)
     );
-    let cases: Vec<(&str, Vec<u8>, Vec<(&'static str, &'static str)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "truncated JSON",
             br#"{"name": "kept", "schema"#.to_vec(),
@@ -356,12 +357,6 @@ async fn hostile_register_bodies_are_4xx_and_change_nothing() {
             "text/plain",
             serde_json::to_vec(&register_body("kept", "fp", 1, "b")).unwrap(),
             vec![("content-type", "text/plain")],
-            415,
-        ),
-        (
-            "no content type",
-            serde_json::to_vec(&register_body("kept", "fp", 1, "b")).unwrap(),
-            vec![],
             415,
         ),
         (
@@ -419,9 +414,10 @@ async fn raw_http_garbage_is_4xx_and_closed_and_later_requests_are_fine() {
     );
     let many_headers = format!(
         "GET /healthz HTTP/1.1\r\nhost: x\r\n{}\r\n",
-        (0..500)
-            .map(|i| format!("x-h{i}: v\r\n"))
-            .collect::<String>()
+        (0..500).fold(String::new(), |mut h, i| {
+            let _ = write!(h, "x-h{i}: v\r\n");
+            h
+        })
     );
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
         ("garbage request line", b"GARBAGE\r\n\r\n".to_vec(), false),
@@ -447,10 +443,24 @@ async fn raw_http_garbage_is_4xx_and_closed_and_later_requests_are_fine() {
             b"PUT /v1/objects/smuggled HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\nhello".to_vec(),
             false,
         ),
+    ];
+    // Broken bodies after a valid head: actix-http drops the connection on a payload
+    // decode error without writing its 400, so these must only never succeed.
+    let broken_bodies: Vec<(&str, &[u8], bool)> = vec![
         (
             "bad chunk size",
-            b"PUT /v1/objects/smuggled HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(),
+            b"PUT /v1/objects/smuggled HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
             false,
+        ),
+        (
+            "a body shorter than its Content-Length",
+            b"PUT /v1/objects/short HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b",
+            true,
+        ),
+        (
+            "a chunked body cut short",
+            b"PUT /v1/objects/short HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n10\r\nonly",
+            true,
         ),
     ];
     for service in [&s.storaged, &s.catalogd] {
@@ -468,14 +478,14 @@ async fn raw_http_garbage_is_4xx_and_closed_and_later_requests_are_fine() {
                 "{what}: the connection served more after the error: {response:?}"
             );
         }
-        // A body shorter than its Content-Length, then the client hangs up: not stored.
-        let short =
-            b"PUT /v1/objects/short HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b";
-        let response = raw_exchange(service.port, short, true);
-        assert!(
-            !response.starts_with("HTTP/1.1 2"),
-            "a short body was accepted: {response:?}"
-        );
+        for (what, raw, half_close) in &broken_bodies {
+            let response = raw_exchange(service.port, raw, *half_close);
+            assert!(
+                response.is_empty()
+                    || status_of(&response).is_some_and(|c| (400..500).contains(&c)),
+                "{what}: {response:?}"
+            );
+        }
         // Later requests on new connections are fine.
         let ok = raw_exchange(
             service.port,
@@ -485,6 +495,4 @@ async fn raw_http_garbage_is_4xx_and_closed_and_later_requests_are_fine() {
         assert_eq!(status_of(&ok), Some(200), "{ok:?}");
     }
     assert_eq!(observe(&s).await, before);
-    let _ = Path::new("");
-    let _ = Api::new(0);
 }
