@@ -3,7 +3,8 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 PYARROW_VERSION := 26.0.1
-VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)
+SCHEMATHESIS_VERSION := 4.32.5
+VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)
 FUZZ_SECONDS ?= 600
 
 .PHONY: all test fmt fmt-check lint build bench venv fuzz run clean docker-base compose-up compose-down compose-test
@@ -34,14 +35,15 @@ bench:
 	$(CARGO) build --release --locked -p storaged -p catalogd -p bench
 	./target/release/lake-bench $(BENCH_ARGS)
 
-## venv: a project-local Python with pyarrow, the independent reader of the interop test
+## venv: a project-local Python with pyarrow (the independent reader of the interop test)
+## and schemathesis (API fuzzing from the OpenAPI documents, in the fault suite)
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; the pyarrow interop test needs Python 3 with venv" >&2; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION) schemathesis==$(SCHEMATHESIS_VERSION)
 	touch $@
 
 ## fuzz: coverage-guided fuzzing of manifest decoding (stable toolchain, cargo-fuzz)

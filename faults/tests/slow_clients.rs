@@ -15,7 +15,10 @@ async fn slow_clients_do_not_starve_the_others() {
     catalogd.wait_ready().await;
     let seconds = if faults::chaos() { "60" } else { "8" };
     let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/slow_clients.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/slow_clients.py"
+        ))
         .args(["--storaged", &storaged.port.to_string()])
         .args(["--catalogd", &catalogd.port.to_string()])
         .args(["--storaged-pid", &storaged.pid().to_string()])

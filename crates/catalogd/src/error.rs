@@ -54,7 +54,9 @@ impl Error {
         match self {
             Self::Catalog(CatalogError::Invalid(_)) | Self::InvalidRequest(_) => "invalid_request",
             Self::Catalog(CatalogError::FingerprintConflict { .. }) => "fingerprint_conflict",
-            Self::Catalog(CatalogError::NotFound { .. }) => "not_found",
+            Self::Catalog(CatalogError::NotFound { .. } | CatalogError::IdNotFound { .. }) => {
+                "not_found"
+            }
             Self::Catalog(CatalogError::Storage(_)) => "storage_unavailable",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -99,7 +101,9 @@ impl ResponseError for Error {
                 StatusCode::BAD_REQUEST
             }
             Self::Catalog(CatalogError::FingerprintConflict { .. }) => StatusCode::CONFLICT,
-            Self::Catalog(CatalogError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            Self::Catalog(CatalogError::NotFound { .. } | CatalogError::IdNotFound { .. }) => {
+                StatusCode::NOT_FOUND
+            }
             Self::Catalog(CatalogError::Storage(_)) | Self::NotReady => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

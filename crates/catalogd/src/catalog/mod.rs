@@ -140,6 +140,9 @@ pub enum CatalogError {
     /// No dataset of that name.
     #[error("no dataset named {name}")]
     NotFound { name: String },
+    /// No dataset has that id.
+    #[error("no dataset with id {id}")]
+    IdNotFound { id: Uuid },
     /// The store failed or its outcome is unknown; memory is unchanged.
     #[error("storage unavailable")]
     Storage(#[source] StoreError),

@@ -21,7 +21,7 @@ struct RegisterBody {
     name: String,
     schema_fingerprint: String,
     objects: Vec<ObjectBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_integer")]
     row_count: Option<i64>,
 }
 
@@ -29,7 +29,44 @@ struct RegisterBody {
 #[serde(deny_unknown_fields)]
 struct ObjectBody {
     key: String,
+    #[serde(deserialize_with = "integer")]
     size: i64,
+}
+
+/// An int64 written as a JSON integer or as a number with no fractional part (`107.0`:
+/// JSON Schema's `integer` admits it, and many JSON encoders write whole floats so).
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Integer;
+    impl serde::de::Visitor<'_> for Integer {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer that fits in 64 bits")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            // Whole and exactly representable (|v| ≤ 2^53), so nothing is rounded.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            if v.fract() == 0.0 && v.abs() <= EXACT {
+                #[allow(clippy::cast_possible_truncation, reason = "whole and within 2^53")]
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Integer)
+}
+
+fn optional_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "integer")] i64);
+    Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
 }
 
 impl RegisterBody {
@@ -191,11 +228,10 @@ pub(crate) async fn by_id(
     let raw = req.match_info().get("id").unwrap_or_default();
     let id = Uuid::try_parse(raw)
         .map_err(|e| Error::InvalidRequest(format!("dataset_id {raw:?} is not a UUID: {e}")))?;
-    let manifest = state.catalog.get_by_id(&id).ok_or_else(|| {
-        Error::Catalog(CatalogError::NotFound {
-            name: format!("with id {id}"),
-        })
-    })?;
+    let manifest = state
+        .catalog
+        .get_by_id(&id)
+        .ok_or_else(|| Error::Catalog(CatalogError::IdNotFound { id }))?;
     Ok(manifest_response(&req, &manifest))
 }
 
@@ -292,6 +328,38 @@ pub(crate) async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_row_counts_are_integers_possibly_written_as_whole_floats() {
+        let parse = |json: &str| serde_json::from_str::<RegisterBody>(json);
+        let body = |size: &str, rows: &str| {
+            format!(
+                r#"{{"name": "a", "schema_fingerprint": "f", "objects": [{{"key": "k", "size": {size}}}], "row_count": {rows}}}"#
+            )
+        };
+        let ok = parse(&body("107.0", "3.0")).unwrap();
+        assert_eq!((ok.objects[0].size, ok.row_count), (107, Some(3)));
+        let ok = parse(&body("-4", "null")).unwrap();
+        assert_eq!((ok.objects[0].size, ok.row_count), (-4, None));
+        assert_eq!(
+            parse(&body("9007199254740992.0", "1")).unwrap().objects[0].size,
+            1 << 53
+        );
+        for (size, rows) in [
+            ("1.5", "1"),
+            ("9223372036854775808", "1"),
+            ("18014398509481984.0", "1"),
+            ("\"7\"", "1"),
+            ("1", "0.5"),
+            ("1", "1e19"),
+        ] {
+            let err = parse(&body(size, rows)).err();
+            assert!(
+                err.is_some_and(|e| e.to_string().contains("integer")),
+                "{size} {rows}"
+            );
+        }
+    }
 
     #[test]
     fn page_tokens_round_trip_and_garbage_is_refused() {

@@ -32,11 +32,13 @@ pub(crate) fn tag_list(headers: &HeaderMap, name: &HeaderName) -> Result<Option<
     }
     let mut tags = Vec::new();
     let mut foreign = false;
+    let mut items = 0;
     for value in values {
         let value = value
             .to_str()
             .map_err(|_| Error::InvalidRequest(format!("{name} is not ASCII")))?;
         for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            items += 1;
             if item == "*" {
                 return Ok(Some(TagList::Any));
             }
@@ -56,6 +58,11 @@ pub(crate) fn tag_list(headers: &HeaderMap, name: &HeaderName) -> Result<Option<
             }
         }
     }
+    if items == 0 {
+        return Err(Error::InvalidRequest(format!(
+            "{name} is empty: send \"*\" or quoted entity tags"
+        )));
+    }
     Ok(Some(TagList::Tags { tags, foreign }))
 }
 
@@ -64,13 +71,15 @@ pub(crate) fn put_condition(headers: &HeaderMap, key: &str) -> Result<Condition,
     let if_match = tag_list(headers, &header::IF_MATCH)?;
     let if_none_match = tag_list(headers, &header::IF_NONE_MATCH)?;
     match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(Error::InvalidRequest(
-            "send either If-Match or If-None-Match, not both".into(),
-        )),
-        (None, Some(TagList::Any)) => Ok(Condition::Absent),
-        (None, Some(TagList::Tags { .. })) => Err(Error::InvalidRequest(
+        (_, Some(TagList::Tags { .. })) => Err(Error::InvalidRequest(
             "on PUT, If-None-Match supports only \"*\"".into(),
         )),
+        // "Exists with this tag" and "does not exist" never both hold (RFC 9110 §13.2.2
+        // evaluates If-Match first, and it can only pass when the object exists).
+        (Some(_), Some(TagList::Any)) => Err(Error::PreconditionFailed {
+            key: key.to_owned(),
+        }),
+        (None, Some(TagList::Any)) => Ok(Condition::Absent),
         (Some(list), None) => write_condition(list, key),
         (None, None) => Ok(Condition::None),
     }
