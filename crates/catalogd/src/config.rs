@@ -23,6 +23,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Base URL of storaged, e.g. `http://127.0.0.1:8101`.
     pub storaged_url: String,
+    /// Bearer token required on every route but `/healthz`, `/readyz` and
+    /// `/openapi.json`, when set.
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
     /// Bearer token sent to storaged, when storaged requires one.
     #[serde(default)]
     pub storaged_token: Option<Secret>,
@@ -98,6 +102,11 @@ impl Settings {
         }
         if self.max_body_size.as_u64() == 0 {
             return Err(SettingsError("max_body_size must be above 0".into()));
+        }
+        if self.auth_token.as_ref().is_some_and(Secret::is_empty) {
+            return Err(SettingsError(
+                "auth_token must not be empty (leave it unset to disable auth)".into(),
+            ));
         }
         if self.storaged_token.as_ref().is_some_and(Secret::is_empty) {
             return Err(SettingsError(

@@ -27,6 +27,9 @@ pub enum Error {
     /// The body is not plain JSON (another Content-Type, or a Content-Encoding).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Missing or wrong bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
     /// The index is still being rebuilt from storaged.
     #[error("catalogd is starting: the index is still being rebuilt from storaged")]
     NotReady,
@@ -61,6 +64,7 @@ impl Error {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::NotReady => "not_ready",
+            Self::Unauthorized => "unauthorized",
             Self::Encode(_) | Self::Io { .. } => "internal",
         }
     }
@@ -109,6 +113,7 @@ impl ResponseError for Error {
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Encode(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +142,9 @@ impl ResponseError for Error {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         if matches!(self, Self::PayloadTooLarge { .. }) {
             // The rest of the body is never read; the connection cannot be reused.

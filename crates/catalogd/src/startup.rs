@@ -72,6 +72,7 @@ impl Application {
             ready: AtomicBool::new(false),
             max_body_size: settings.max_body_size.as_u64(),
             max_objects: settings.max_objects,
+            auth_token: settings.auth_token.clone(),
             metrics: metrics.clone(),
         });
         let listener = std::net::TcpListener::bind(settings.listen)
@@ -92,6 +93,7 @@ impl Application {
                 .app_data(web::Data::new(app_state))
                 .configure(http::routes)
                 .default_service(web::to(service_kit::http::no_route))
+                .wrap(middleware::from_fn(http::require_token))
                 .wrap(middleware::from_fn(http::record_metrics))
         })
         .disable_signals()

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::web;
 
@@ -26,6 +26,8 @@ pub struct Shared {
     pub max_body_size: u64,
     /// Most objects one register may list.
     pub max_objects: usize,
+    /// Bearer token required on every route but the probes and the API document.
+    pub auth_token: Option<service_kit::Secret>,
     /// This instance's metrics.
     pub metrics: Metrics,
 }
@@ -63,6 +65,31 @@ service_kit::route_table! {
     "/v1/datasets/{name}/manifest.parquet" => { get: datasets::manifest_parquet },
     "/v1/datasets/by-id/{id}" => { get: datasets::by_id },
     "/v1/datasets/{name}" => { get: datasets::get, delete: datasets::delete },
+}
+
+/// Routes anyone may call: the probes and the API document.
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+
+/// Answers 401 unless the request carries the configured bearer token (when one is set)
+/// or is for an open path.
+pub async fn require_token<B: MessageBody>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let token = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.shared.auth_token.clone());
+    if let Some(token) = token {
+        let given = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !OPEN_PATHS.contains(&req.path()) && !token.is_bearer(given) {
+            let response = actix_web::ResponseError::error_response(&Error::Unauthorized);
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 /// Records request count and latency for every response.

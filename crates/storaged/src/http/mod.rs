@@ -8,7 +8,6 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
-use subtle::ConstantTimeEq;
 
 use crate::backend::Backend;
 use crate::config::Secret;
@@ -45,11 +44,11 @@ impl AppState {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(given) if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) => Ok(()),
-            _ => Err(Error::Unauthorized),
+            .and_then(|v| v.to_str().ok());
+        if token.is_bearer(given) {
+            Ok(())
+        } else {
+            Err(Error::Unauthorized)
         }
     }
 }
