@@ -4,12 +4,14 @@
 While slowloris heads, slow request bodies and slow readers of a large object hold
 connections open, a well-behaved client keeps sending small GETs to both services on
 fresh connections. Prints one JSON line of figures; exits 1 when the well-behaved
-client's p99 exceeds the bound or any of its requests failed.
+client's p99 exceeds the bound, any of its requests failed, or storaged's resident
+memory grew past its bound (slow readers must not pin a chunk each).
 """
 
 import argparse
 import json
 import socket
+import subprocess
 import threading
 import time
 
@@ -153,6 +155,10 @@ def main():
     p.add_argument("--storaged-pid", type=int, required=True)
     p.add_argument("--seconds", type=float, default=8)
     p.add_argument("--p99-ms", type=float, default=200)
+    p.add_argument("--max-rss-mib", type=float, default=512,
+                   help="storaged's resident memory at the end of the attack must stay below")
+    p.add_argument("--slowhttptest", action="store_true",
+                   help="add Debian's slowhttptest (slowloris, slow body, slow read) as attackers")
     args = p.parse_args()
 
     big = 64 << 20
@@ -173,6 +179,22 @@ def main():
     ]
     for a in attacks:
         a.start()
+    tools = []
+    if args.slowhttptest:
+        s_url = f"http://127.0.0.1:{args.storaged}"
+        c_url = f"http://127.0.0.1:{args.catalogd}"
+        length = str(int(args.seconds) + 5)
+        common = ["-c", "400", "-r", "200", "-i", "2", "-l", length, "-p", "5"]
+        for extra in (
+            ["-H", "-u", f"{s_url}/v1/objects/slow/small"],
+            ["-B", "-t", "PUT", "-s", "1000000", "-u", f"{s_url}/v1/objects/slow/upload"],
+            ["-X", "-k", "1", "-n", "5", "-w", "10", "-y", "20", "-z", "32",
+             "-u", f"{s_url}/v1/objects/slow/big"],
+            ["-H", "-u", f"{c_url}/v1/datasets/slow.probe"],
+            ["-B", "-t", "POST", "-f", "application/json", "-s", "100000", "-u", f"{c_url}/v1/datasets"],
+        ):
+            tools.append(subprocess.Popen(["slowhttptest", *common, *extra],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(1.5)  # let every attacker connect
 
     latencies, failures = [], []
@@ -192,6 +214,9 @@ def main():
     peak_rss = rss_kib(args.storaged_pid)
     for a in attacks:
         a.stop.set()
+    for t in tools:
+        t.terminate()
+        t.wait()
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     out = {
@@ -202,9 +227,11 @@ def main():
         "max_ms": round(latencies[-1] * 1000, 2),
         "storaged_rss_mib": round(peak_rss / 1024, 1),
         "attackers": {a.name: a.events for a in attacks},
+        "slowhttptest_runs": len(tools),
     }
     print(json.dumps(out))
-    return 0 if not failures and p99 <= args.p99_ms and len(latencies) >= 50 else 1
+    ok = not failures and p99 <= args.p99_ms and len(latencies) >= 50
+    return 0 if ok and peak_rss / 1024 <= args.max_rss_mib else 1
 
 
 if __name__ == "__main__":

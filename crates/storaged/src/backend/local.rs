@@ -39,6 +39,8 @@ const OBJECT_SUFFIX: &str = "%obj";
 const MAX_FILE_NAME: usize = 255;
 /// Objects up to this size are written and read in a single blocking task.
 const SMALL_OBJECT: usize = 256 * 1024;
+/// Memory all downloads may hold in 1 MiB read-ahead chunks (past it they read 64 KiB).
+const READ_BUDGET_MIB: usize = 256;
 /// A larger upload is written in blocking writes of about this many bytes.
 const WRITE_BATCH: usize = 1024 * 1024;
 
@@ -74,6 +76,8 @@ pub struct LocalFs {
     tmp_counter: AtomicU64,
     /// Directory fsyncs shared by concurrent writers (group commit).
     dir_syncs: Arc<DirSyncs>,
+    /// Read-ahead memory of all downloads, one permit per MiB.
+    read_budget: Arc<tokio::sync::Semaphore>,
     /// Holds an exclusive lock on `<data_dir>/LOCK` for the life of the store: a second
     /// storaged on the same directory would break per-key atomicity and the index.
     _owner: Box<dyn std::fmt::Debug + Send + Sync>,
@@ -143,6 +147,7 @@ impl LocalFs {
             dirs: tokio::sync::RwLock::new(()),
             tmp_counter: AtomicU64::new(0),
             dir_syncs: Arc::default(),
+            read_budget: Arc::new(tokio::sync::Semaphore::new(READ_BUDGET_MIB)),
         };
         Ok((store, report))
     }
@@ -332,7 +337,8 @@ impl Backend for LocalFs {
         }
         let path = self.object_path(key);
         let fs = self.fs.clone();
-        let opened = tokio::task::spawn_blocking(move || open_object(fs.as_ref(), &path))
+        let budget = self.read_budget.clone();
+        let opened = tokio::task::spawn_blocking(move || open_object(fs.as_ref(), &path, &budget))
             .await
             .map_err(|e| Error::io("opening an object", std::io::Error::other(e)))?;
         let opened = match opened {
@@ -421,7 +427,11 @@ struct Opened {
 
 /// Opens an object file and reads its header; a small object's content is read at once,
 /// so serving it costs one blocking task.
-fn open_object(fs: &dyn Fs, path: &Path) -> std::io::Result<Opened> {
+fn open_object(
+    fs: &dyn Fs,
+    path: &Path,
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> std::io::Result<Opened> {
     let file = fs.open(path)?;
     let mut raw = [0; HEADER_LEN];
     file.read_exact_at(&mut raw, 0)?;
@@ -439,6 +449,7 @@ fn open_object(fs: &dyn Fs, path: &Path) -> std::io::Result<Opened> {
         Content::File {
             file: file.clone(),
             offset: HEADER_LEN as u64,
+            budget: budget.clone(),
         }
     };
     Ok(Opened {

@@ -170,56 +170,103 @@ impl fmt::Debug for ObjectReader {
 /// Where an opened object's bytes come from.
 #[derive(Debug)]
 pub enum Content {
-    /// An open file; the content starts at `offset`.
+    /// An open file; the content starts at `offset`. Full-size read-ahead chunks are
+    /// taken from `budget` (one permit per MiB).
     File {
         file: Arc<dyn fs::ReadFile>,
         offset: u64,
+        budget: Arc<tokio::sync::Semaphore>,
     },
     /// Bytes in memory.
     Memory(Bytes),
 }
 
-/// Bytes read from a file per chunk of a download.
+/// Bytes read from a file per chunk of a download, while the read-ahead budget lasts.
 const READ_CHUNK: u64 = 1024 * 1024;
+/// Bytes per chunk once the budget is spent (many slow readers at once).
+const SMALL_READ_CHUNK: u64 = 64 * 1024;
+/// Largest piece of a chunk handed to the HTTP layer at once.
+const SLICE: usize = 64 * 1024;
+
+/// A chunk read from a file, holding its share of the read-ahead budget until freed.
+struct Chunk {
+    buf: Vec<u8>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
 
 impl ObjectReader {
     /// Streams `len` bytes starting at `start` (the caller has checked the range).
     ///
     /// A file is read one chunk ahead: the next chunk is read on the blocking pool while
     /// the current one is sent, and no thread waits on a slow client (a read finishes and
-    /// its chunk waits in memory; at most two chunks per download).
+    /// its chunk waits in memory; at most two chunks per download). 1 MiB chunks come out
+    /// of a budget shared by all downloads; past it, chunks are 64 KiB, so slow readers
+    /// by the hundred cannot hold gigabytes.
     pub fn stream(self, start: u64, len: u64) -> Result<ByteStream, Error> {
         use futures_util::StreamExt;
         match self.content {
-            Content::File { file, offset } => {
+            Content::File {
+                file,
+                offset,
+                budget,
+            } => {
                 let begin = offset + start;
                 let end = begin + len;
-                let read = move |file: Arc<dyn fs::ReadFile>, at: u64| {
-                    let n = usize::try_from(READ_CHUNK.min(end - at)).unwrap_or(0);
+                let read = move |file: &Arc<dyn fs::ReadFile>,
+                                 budget: &Arc<tokio::sync::Semaphore>,
+                                 at: u64| {
+                    let permit = budget.clone().try_acquire_owned().ok();
+                    let chunk = if permit.is_some() {
+                        READ_CHUNK
+                    } else {
+                        SMALL_READ_CHUNK
+                    };
+                    let n = usize::try_from(chunk.min(end - at)).unwrap_or(0);
+                    let file = file.clone();
                     tokio::task::spawn_blocking(move || {
                         let mut buf = vec![0; n];
-                        file.read_exact_at(&mut buf, at).map(|()| Bytes::from(buf))
+                        file.read_exact_at(&mut buf, at).map(|()| {
+                            Bytes::from_owner(Chunk {
+                                buf,
+                                _permit: permit,
+                            })
+                        })
                     })
                 };
-                let first = (begin < end).then(|| read(file.clone(), begin));
-                let state = (file, begin, first);
-                Ok(
-                    futures_util::stream::unfold(state, move |(file, at, pending)| async move {
-                        let chunk = match pending?.await {
-                            Ok(chunk) => chunk,
-                            Err(e) => Err(std::io::Error::other(e)),
-                        };
-                        match chunk {
-                            Ok(bytes) => {
-                                let at = at + bytes.len() as u64;
-                                let next = (at < end).then(|| read(file.clone(), at));
-                                Some((Ok(bytes), (file, at, next)))
+                let first = (begin < end).then(|| read(&file, &budget, begin));
+                // Chunks are handed on in slices: the HTTP layer copies what it is given
+                // into its write buffer, so a whole chunk there would be memory outside
+                // the budget for as long as the client takes to read it.
+                let state = (file, budget, begin, first, Bytes::new());
+                Ok(futures_util::stream::unfold(
+                    state,
+                    move |(file, budget, mut at, mut pending, mut current)| async move {
+                        if current.is_empty() {
+                            let chunk = match pending.take()?.await {
+                                Ok(chunk) => chunk,
+                                Err(e) => Err(std::io::Error::other(e)),
+                            };
+                            match chunk {
+                                Ok(bytes) => {
+                                    at += bytes.len() as u64;
+                                    pending = (at < end).then(|| read(&file, &budget, at));
+                                    current = bytes;
+                                }
+                                Err(e) => return Some((Err(e), (file, budget, at, None, current))),
                             }
-                            Err(e) => Some((Err(e), (file, at, None))),
                         }
-                    })
-                    .boxed_local(),
+                        let n = current.len().min(SLICE);
+                        let slice = current.split_to(n);
+                        Some((Ok(slice), (file, budget, at, pending, current)))
+                    },
                 )
+                .boxed_local())
             }
             Content::Memory(bytes) => {
                 let start = usize::try_from(start)
@@ -328,5 +375,68 @@ pub(crate) fn check_condition(
         Err(Error::PreconditionFailed {
             key: key.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn reader(file: Arc<dyn fs::ReadFile>, budget: &Arc<tokio::sync::Semaphore>) -> ObjectReader {
+        ObjectReader {
+            meta: ObjectMeta {
+                key: ObjectKey::parse("k").unwrap(),
+                size: file.size(),
+                etag: ETag::of(b""),
+                last_modified: SystemTime::UNIX_EPOCH,
+            },
+            content: Content::File {
+                file,
+                offset: 0,
+                budget: budget.clone(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn read_ahead_is_full_size_within_the_budget_and_small_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let content: Vec<u8> = (0..3 * READ_CHUNK).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let open = || fs::Fs::open(&fs::RealFs, &path).unwrap();
+        let budget = Arc::new(tokio::sync::Semaphore::new(2));
+
+        // A slow reader: its first chunk is taken and kept, the next is read ahead.
+        let mut slow = reader(open(), &budget)
+            .stream(0, content.len() as u64)
+            .unwrap();
+        let kept = slow.next().await.unwrap().unwrap();
+        assert_eq!(kept.len(), SLICE, "chunks are handed on in slices");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            budget.available_permits(),
+            0,
+            "two MiB are held (the slice keeps its chunk)"
+        );
+
+        // Another download still gets every byte, in small chunks.
+        let mut other = reader(open(), &budget)
+            .stream(0, content.len() as u64)
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(chunk) = other.next().await {
+            let chunk = chunk.unwrap();
+            assert!(chunk.len() as u64 <= SMALL_READ_CHUNK);
+            got.extend_from_slice(&chunk);
+        }
+        assert_eq!(got, content);
+
+        // Freed chunks give their MiB back.
+        drop(kept);
+        drop(slow);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(budget.available_permits(), 2);
     }
 }
