@@ -7,7 +7,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all test fmt fmt-check lint build bench venv fuzz run clean docker-base compose-up compose-down compose-test
+.PHONY: all test fmt fmt-check lint build bench chaos venv fuzz run clean docker-base compose-up compose-down compose-test
 
 all: build
 
@@ -34,6 +34,10 @@ bench:
 	$(CARGO) bench -p manifest-codec --bench codec --locked
 	$(CARGO) build --release --locked -p storaged -p catalogd -p bench
 	./target/release/lake-bench $(BENCH_ARGS)
+
+## chaos: the long tier of the fault suite (docs/reliability.md); never part of `make test`
+chaos:
+	scripts/chaos.sh
 
 ## venv: a project-local Python with pyarrow (the independent reader of the interop test)
 ## and schemathesis (API fuzzing from the OpenAPI documents, in the fault suite)

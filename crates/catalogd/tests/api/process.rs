@@ -516,12 +516,21 @@ async fn check_nothing_lost(
     }
 }
 
+/// 5 kills in `make test`, 20 in `make chaos` (which sets `CHAOS`).
+fn kills() -> usize {
+    if std::env::var("CHAOS").is_ok_and(|v| !v.is_empty() && v != "0") {
+        20
+    } else {
+        5
+    }
+}
+
 #[actix_web::test]
 async fn kill_9_storaged_storm_loses_no_acknowledged_register() {
-    kill_storm(Victim::Storaged, 5).await;
+    kill_storm(Victim::Storaged, kills()).await;
 }
 
 #[actix_web::test]
 async fn kill_9_catalogd_storm_loses_no_acknowledged_register() {
-    kill_storm(Victim::Catalogd, 5).await;
+    kill_storm(Victim::Catalogd, kills()).await;
 }

@@ -49,12 +49,17 @@ fn alphabet() -> Vec<Op> {
     ]
 }
 
-/// Every sequence of one to three operations of the alphabet.
+/// Every sequence of one to three operations of the alphabet (four in `make chaos`).
 fn workloads() -> Vec<Vec<Op>> {
     let alphabet = alphabet();
+    let longest = if std::env::var("CHAOS").is_ok_and(|v| !v.is_empty() && v != "0") {
+        4
+    } else {
+        3
+    };
     let mut all: Vec<Vec<Op>> = vec![vec![]];
     let mut out = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..longest {
         all = all
             .iter()
             .flat_map(|w| {
