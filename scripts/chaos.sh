@@ -47,6 +47,6 @@ python3 faults/scripts/slow_clients.py --storaged "$sp" --catalogd "$cp" --stora
     --seconds 60 --slowhttptest >"$out/slowhttptest.log"
 
 echo "== figures" >&2
-grep -h -E '^(kill -9|crash points|power loss|write protocol|slow store|[0-9]+ failed registers|[0-9]+ hostile keys|schemathesis|slow clients|auth:)' "$out"/*.log || true
+grep -h -o -E '(kill -9 .*|crash points explored.*|power loss.*|write protocol:.*|slow store.*|[0-9]+ failed registers.*|[0-9]+ hostile keys.*|schemathesis (storaged|catalogd):.*|slow clients:.*|auth:.*)' "$out"/*.log || true
 echo "slowhttptest: $(cat "$out/slowhttptest.log")"
 echo "chaos: all green"
