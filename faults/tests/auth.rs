@@ -87,6 +87,19 @@ async fn check_routes(api: &Api, token: &str) -> usize {
     routes.len()
 }
 
+/// Registers `kept` (objects tagged `tag`) with the `Authorization` value `auth`.
+async fn register(api: &Api, auth: &str, tag: &str) -> Reply {
+    let body = serde_json::to_vec(&register_body("kept", "fp", 2, tag)).unwrap();
+    api.send(
+        api.request(Method::POST, "/v1/datasets")
+            .insert_header(("authorization", auth))
+            .insert_header(("content-type", "application/json")),
+        Some(body.into()),
+    )
+    .await
+    .unwrap()
+}
+
 async fn wait_for_log(p: &Proc, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !p.log_text().contains(needle) {
@@ -114,19 +127,7 @@ async fn tokens_guard_every_protected_route_and_never_leak() {
     good.wait_ready().await;
     let api = good.api();
     let auth = format!("Bearer {CATALOGD_TOKEN}");
-    let reply = api
-        .send(
-            api.request(Method::POST, "/v1/datasets")
-                .insert_header(("authorization", auth.as_str()))
-                .insert_header(("content-type", "application/json")),
-            Some(
-                serde_json::to_vec(&register_body("kept", "fp", 2, "a"))
-                    .unwrap()
-                    .into(),
-            ),
-        )
-        .await
-        .unwrap();
+    let reply = register(&api, &auth, "a").await;
     assert_eq!(reply.code(), 201, "{:?}", reply.json());
 
     let storaged_routes = check_routes(&storaged.api(), STORAGED_TOKEN).await;
@@ -148,19 +149,7 @@ async fn tokens_guard_every_protected_route_and_never_leak() {
     drop(storaged);
     let storaged = start_storaged(dir.path(), storaged_port, "st-rotated-token-000000000000");
     storaged.wait_ready().await;
-    let reply = api
-        .send(
-            api.request(Method::POST, "/v1/datasets")
-                .insert_header(("authorization", auth.as_str()))
-                .insert_header(("content-type", "application/json")),
-            Some(
-                serde_json::to_vec(&register_body("kept", "fp", 2, "b"))
-                    .unwrap()
-                    .into(),
-            ),
-        )
-        .await
-        .unwrap();
+    let reply = register(&api, &auth, "b").await;
     assert_eq!(reply.code(), 503, "{:?}", reply.json());
     assert_eq!(reply.json()["error"], "storage_unavailable");
     wait_for_log(&good, "storaged rejected the credentials").await;

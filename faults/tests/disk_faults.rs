@@ -161,6 +161,16 @@ async fn a_full_file_system_is_507_reads_go_on_and_freed_space_takes_writes() {
         assert!(stored < 20, "a 4 MiB file system took {stored} × 512 KiB");
     };
     assert_eq!(status, 507, "a write that does not fit");
+    let reply = api
+        .put(&format!("/v1/objects/fill/{stored}"), vec![7; chunk])
+        .await
+        .unwrap();
+    assert_eq!(reply.json()["error"], "insufficient_storage");
+    let message = reply.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!message.contains("os error"), "internals leaked: {message}");
     assert!(stored >= 2, "{stored}");
     let listing = objects(&api, "").await;
     let files = tree(&data);

@@ -1,5 +1,5 @@
 //! The real binary: configuration errors, graceful shutdown, fsync failure (injected with
-//! strace) and a full disk (a small tmpfs).
+//! strace). A full disk and ENOSPC are in the fault suite (`faults/tests/disk_faults.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{client, spawn_in, temp_files};
+use crate::helpers::{client, temp_files};
 
 const BIN: &str = env!("CARGO_BIN_EXE_storaged");
 
@@ -185,49 +185,4 @@ async fn a_failed_fsync_is_an_error_and_the_old_object_stays() {
     assert_eq!(put(proc.port, "f/new", "z").await, 500);
     assert_eq!(get(proc.port, "f/new").await.0, 404);
     assert_eq!(temp_files(dir.path()), 0);
-}
-
-/// A 2 MiB tmpfs, unmounted on drop.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "mounting a tmpfs failed: the disk-full test needs root (CI runs as root)"
-        );
-        Self(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
-#[actix_web::test]
-async fn a_full_disk_is_507_and_the_old_object_stays() {
-    let tmpfs = Tmpfs::mount();
-    let root = tempfile::TempDir::new_in(tmpfs.0.path()).unwrap();
-    let app = spawn_in(root, |_| {}).await;
-    let v1 = vec![1_u8; 512 * 1024];
-    assert_eq!(app.put("full/obj", v1.clone()).await.status, 201);
-    let r = app.put("full/obj", vec![2_u8; 3 * 1024 * 1024]).await;
-    let message = r.assert_error(507, "insufficient_storage");
-    assert!(!message.contains("os error"), "{message}");
-    assert_eq!(app.get("full/obj").await.body, v1);
-    assert_eq!(temp_files(&app.data_dir()), 0);
-    let r = app.put("full/other", vec![3_u8; 3 * 1024 * 1024]).await;
-    assert_eq!(r.status, 507);
-    assert_eq!(app.get("full/other").await.status, 404);
-    // Space is back once the failed uploads are gone: a small write succeeds.
-    assert_eq!(app.put("full/small", "ok").await.status, 201);
-    drop(app.stop().await);
 }
