@@ -206,3 +206,12 @@ pub fn catalogd(storaged_port: u16, port: u16, env: &[(&str, &str)], logs: &Path
         logs.join(format!("catalogd-{port}-{}.log", unique())),
     )
 }
+
+/// storaged (data in `data_dir`) and a catalogd on it, both ready, logging into `logs`.
+pub async fn storaged_and_catalogd(data_dir: &Path, logs: &Path) -> (Proc, Proc) {
+    let storaged = storaged(data_dir, free_port(), logs);
+    storaged.wait_ready().await;
+    let catalogd = catalogd(storaged.port, free_port(), &[], logs);
+    catalogd.wait_ready().await;
+    (storaged, catalogd)
+}

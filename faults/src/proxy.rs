@@ -131,12 +131,7 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
             let (mut cr, mut cw) = client.split();
             let (mut ur, mut uw) = up.split();
             let forward = async {
-                let mut buf = vec![0; 64 * 1024];
-                while let Ok(n) = cr.read(&mut buf).await {
-                    if n == 0 || uw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
+                forward(&mut cr, &mut uw, Duration::ZERO, None).await;
                 std::future::pending::<()>().await;
             };
             let first_answer = async {
@@ -199,30 +194,36 @@ async fn pipe(mut client: TcpStream, upstream: SocketAddr, delay: Duration, rate
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = up.split();
     let to_upstream = async {
-        let mut buf = vec![0; 64 * 1024];
-        while let Ok(n) = cr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            if send(&mut uw, &buf[..n], rate).await.is_err() {
-                break;
-            }
-        }
+        forward(&mut cr, &mut uw, delay, rate).await;
         let _ = uw.shutdown().await;
     };
     let to_client = async {
-        let mut buf = vec![0; 64 * 1024];
-        while let Ok(n) = ur.read(&mut buf).await {
-            if n == 0 || send(&mut cw, &buf[..n], rate).await.is_err() {
-                break;
-            }
-        }
+        forward(&mut ur, &mut cw, Duration::ZERO, rate).await;
         let _ = cw.shutdown().await;
     };
     futures_util::future::join(to_upstream, to_client).await;
+}
+
+/// Copies `from` to `to` until either ends; each chunk waits `delay` first, and `rate`
+/// limits the bytes per second.
+async fn forward<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
+    from: &mut R,
+    to: &mut W,
+    delay: Duration,
+    rate: Option<usize>,
+) {
+    let mut buf = vec![0; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if send(to, &buf[..n], rate).await.is_err() {
+            break;
+        }
+    }
 }
 
 async fn send<W: AsyncWriteExt + Unpin>(

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use faults::client::{list_all, objects, register_body};
-use faults::procs::{catalogd, free_port, storaged, Proc};
+use faults::procs::{storaged_and_catalogd, Proc};
 use faults::tree::snapshot;
 use serde_json::{json, Value};
 
@@ -29,11 +29,8 @@ async fn stack() -> Stack {
     let outside = root.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("secret%obj"), b"do not serve").unwrap();
-    let storaged = storaged(&root.path().join("data"), free_port(), logs.path());
-    storaged.wait_ready().await;
+    let (storaged, catalogd) = storaged_and_catalogd(&root.path().join("data"), logs.path()).await;
     std::os::unix::fs::symlink(&outside, root.path().join("data/objects/evil")).unwrap();
-    let catalogd = catalogd(storaged.port, free_port(), &[], logs.path());
-    catalogd.wait_ready().await;
     let api = catalogd.api();
     assert_eq!(
         api.register(&register_body("kept", "fp", 3, "a"))

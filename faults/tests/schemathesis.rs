@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use faults::procs::{catalogd, free_port, storaged};
+use faults::procs::storaged_and_catalogd;
 
 fn schemathesis() -> PathBuf {
     let bin = PathBuf::from(concat!(
@@ -61,10 +61,7 @@ fn summary(text: &str) -> &str {
 #[actix_web::test]
 async fn schemathesis_finds_nothing_in_either_service() {
     let dir = tempfile::tempdir().unwrap();
-    let storaged = storaged(&dir.path().join("data"), free_port(), dir.path());
-    storaged.wait_ready().await;
-    let catalogd = catalogd(storaged.port, free_port(), &[], dir.path());
-    catalogd.wait_ready().await;
+    let (storaged, catalogd) = storaged_and_catalogd(&dir.path().join("data"), dir.path()).await;
 
     let (ok, text) = run(storaged.port, &[]);
     assert!(ok, "storaged:\n{text}");

@@ -4,15 +4,12 @@
 
 use std::process::Command;
 
-use faults::procs::{catalogd, free_port, storaged};
+use faults::procs::storaged_and_catalogd;
 
 #[actix_web::test]
 async fn slow_clients_do_not_starve_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let storaged = storaged(&dir.path().join("data"), free_port(), dir.path());
-    storaged.wait_ready().await;
-    let catalogd = catalogd(storaged.port, free_port(), &[], dir.path());
-    catalogd.wait_ready().await;
+    let (storaged, catalogd) = storaged_and_catalogd(&dir.path().join("data"), dir.path()).await;
     let seconds = if faults::chaos() { "60" } else { "8" };
     let out = Command::new("python3")
         .arg(concat!(

@@ -76,18 +76,17 @@ pub async fn require_token<B: MessageBody>(
     req: ServiceRequest,
     next: actix_web::middleware::Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let token = req
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let denied = req
         .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.shared.auth_token.clone());
-    if let Some(token) = token {
-        let given = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !OPEN_PATHS.contains(&req.path()) && !token.is_bearer(given) {
-            let response = actix_web::ResponseError::error_response(&Error::Unauthorized);
-            return Ok(req.into_response(response).map_into_right_body());
-        }
+        .and_then(|s| s.shared.auth_token.as_ref())
+        .is_some_and(|token| !OPEN_PATHS.contains(&req.path()) && !token.is_bearer(given));
+    if denied {
+        let response = actix_web::ResponseError::error_response(&Error::Unauthorized);
+        return Ok(req.into_response(response).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

@@ -230,7 +230,7 @@ impl LocalFs {
             Ok(())
         })
         .await
-        .map_err(|e| Error::io("fsyncing a temporary file", e))?;
+        .map_err(|e| Error::io("finishing a temporary file (header, fsync)", e))?;
         if fsync {
             self.observe_fsync(started);
         }

@@ -134,6 +134,16 @@ impl State {
         }
     }
 
+    /// The entry `path` names: its directory, its name and its inode.
+    fn entry(&mut self, path: &Path) -> io::Result<(Ino, OsString, Ino)> {
+        let (dir, name) = self.parent_of(path)?;
+        let ino = *self
+            .entries_mut(dir)
+            .get(&name)
+            .ok_or(io::ErrorKind::NotFound)?;
+        Ok((dir, name, ino))
+    }
+
     fn entries_mut(&mut self, dir: Ino) -> &mut BTreeMap<OsString, Ino> {
         match self.nodes.get_mut(&dir) {
             Some(Node::Dir { entries, .. }) => entries,
@@ -354,12 +364,8 @@ impl Fs for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.mutate(|s| {
-            let (from_dir, from_name) = s.parent_of(from)?;
+            let (from_dir, from_name, ino) = s.entry(from)?;
             let (to_dir, to_name) = s.parent_of(to)?;
-            let ino = *s
-                .entries_mut(from_dir)
-                .get(&from_name)
-                .ok_or(io::ErrorKind::NotFound)?;
             if let Some(existing) = s.entries_mut(to_dir).get(&to_name).copied() {
                 if s.kind(existing) == Kind::Dir {
                     return Err(io::ErrorKind::IsADirectory.into());
@@ -373,11 +379,7 @@ impl Fs for SimFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.mutate(|s| {
-            let (dir, name) = s.parent_of(path)?;
-            let ino = *s
-                .entries_mut(dir)
-                .get(&name)
-                .ok_or(io::ErrorKind::NotFound)?;
+            let (dir, name, ino) = s.entry(path)?;
             if s.kind(ino) == Kind::Dir {
                 return Err(io::ErrorKind::IsADirectory.into());
             }
@@ -388,11 +390,7 @@ impl Fs for SimFs {
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         self.mutate(|s| {
-            let (dir, name) = s.parent_of(path)?;
-            let ino = *s
-                .entries_mut(dir)
-                .get(&name)
-                .ok_or(io::ErrorKind::NotFound)?;
+            let (dir, name, ino) = s.entry(path)?;
             match s.nodes.get(&ino) {
                 Some(Node::Dir { entries, .. }) if entries.is_empty() => {}
                 Some(Node::Dir { .. }) => return Err(io::ErrorKind::DirectoryNotEmpty.into()),
