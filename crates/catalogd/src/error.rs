@@ -61,11 +61,14 @@ impl Error {
                 "not_found"
             }
             Self::Catalog(CatalogError::Storage(_)) => "storage_unavailable",
+            Self::Catalog(CatalogError::Contended { .. }) => "contended",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::NotReady => "not_ready",
             Self::Unauthorized => "unauthorized",
-            Self::Encode(_) | Self::Io { .. } => "internal",
+            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
+                "internal"
+            }
         }
     }
 
@@ -80,7 +83,13 @@ impl Error {
                  stored, read the dataset before retrying"
                     .to_owned()
             }
-            Self::Encode(_) | Self::Io { .. } => "internal error; see the server log".to_owned(),
+            Self::Catalog(CatalogError::Contended { name, attempts }) => format!(
+                "other catalogd processes changed {name} during each of {attempts} attempts; \
+                 nothing was changed by this request, retry later"
+            ),
+            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
+                "internal error; see the server log".to_owned()
+            }
             _ => self.to_string(),
         }
     }
@@ -108,13 +117,14 @@ impl ResponseError for Error {
             Self::Catalog(CatalogError::NotFound { .. } | CatalogError::IdNotFound { .. }) => {
                 StatusCode::NOT_FOUND
             }
-            Self::Catalog(CatalogError::Storage(_)) | Self::NotReady => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Catalog(CatalogError::Storage(_) | CatalogError::Contended { .. })
+            | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Encode(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -124,7 +134,9 @@ impl ResponseError for Error {
             Self::Catalog(CatalogError::Storage(_)) => {
                 tracing::warn!(error = ?self, "storaged call failed");
             }
-            Self::Encode(_) | Self::Io { .. } => tracing::error!(error = ?self, "request failed"),
+            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
+                tracing::error!(error = ?self, "request failed");
+            }
             _ => {}
         }
         let mut body =

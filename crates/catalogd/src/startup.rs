@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 
-use crate::catalog::{Catalog, CatalogError, SystemClock};
+use crate::catalog::{checkpoint_once, keep_checkpoint, Catalog, CatalogError, SystemClock};
 use crate::config::Settings;
-use crate::http::{self, AppState, Shared};
+use crate::http::{self, AppState, ServiceState};
 use crate::metrics::Metrics;
 use crate::store::{HttpManifestStore, Instrumented, ManifestStore, StoreError};
 use crate::Error;
@@ -30,7 +30,7 @@ pub struct Application {
     server: Server,
     startup: tokio::task::JoinHandle<Result<(), CatalogError>>,
     /// For the checkpoint written at shutdown (`None` when checkpoints are off).
-    checkpoint: Option<(Catalog, Arc<Shared>)>,
+    checkpoint: Option<(Catalog, Arc<ServiceState>)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -68,7 +68,7 @@ impl Application {
         let metrics = Metrics::new()
             .map_err(|e| Error::io("registering metrics", std::io::Error::other(e)))?;
         let catalog = Catalog::new(store(&settings, &metrics), Arc::new(SystemClock));
-        let shared = Arc::new(Shared {
+        let service = Arc::new(ServiceState {
             ready: AtomicBool::new(false),
             max_body_size: settings.max_body_size.as_u64(),
             max_objects: settings.max_objects,
@@ -82,12 +82,12 @@ impl Application {
             .map_err(|e| Error::io("reading the bound address", e))?
             .port();
         let state = catalog.state();
-        let worker_shared = shared.clone();
+        let worker_service = service.clone();
         let worker_settings = settings.clone();
         let server = HttpServer::new(move || {
             let app_state = AppState {
-                catalog: state.attach(store(&worker_settings, &worker_shared.metrics)),
-                shared: worker_shared.clone(),
+                catalog: state.attach(store(&worker_settings, &worker_service.metrics)),
+                service: worker_service.clone(),
             };
             App::new()
                 .app_data(web::Data::new(app_state))
@@ -103,9 +103,12 @@ impl Application {
         .run();
         tracing::info!(port, storaged = %settings.storaged_url, "listening; rebuilding the index");
         let checkpoint =
-            (!settings.checkpoint_interval.is_zero()).then(|| (catalog.clone(), shared.clone()));
-        let startup =
-            actix_web::rt::spawn(rehydrate(catalog, shared, settings.checkpoint_interval));
+            (!settings.checkpoint_interval.is_zero()).then(|| (catalog.clone(), service.clone()));
+        let startup = actix_web::rt::spawn(rebuild_index(
+            catalog,
+            service,
+            settings.checkpoint_interval,
+        ));
         Ok(Self {
             port,
             server,
@@ -163,9 +166,10 @@ impl Application {
         });
         let checkpoint = self.checkpoint.take();
         self.run_until_stopped().await?;
-        if let Some((catalog, shared)) = checkpoint {
-            if shared.ready.load(Ordering::Acquire)
-                && tokio::time::timeout(SHUTDOWN_CHECKPOINT, checkpoint_once(&catalog, &shared))
+        if let Some((catalog, service)) = checkpoint {
+            let once = checkpoint_once(&catalog, &service.metrics);
+            if service.ready.load(Ordering::Acquire)
+                && tokio::time::timeout(SHUTDOWN_CHECKPOINT, once)
                     .await
                     .is_err()
             {
@@ -181,9 +185,9 @@ impl Application {
 
 /// Rebuilds the index, retrying while storaged is unreachable; a manifest that cannot be
 /// read or decoded ends start-up. Once ready, keeps the checkpoint current.
-async fn rehydrate(
+async fn rebuild_index(
     catalog: Catalog,
-    shared: Arc<Shared>,
+    service: Arc<ServiceState>,
     checkpoint_interval: Duration,
 ) -> Result<(), CatalogError> {
     let mut delay = Duration::from_millis(100);
@@ -192,7 +196,7 @@ async fn rehydrate(
         match catalog.rehydrate().await {
             Ok(loaded) => {
                 let seconds = started.elapsed().as_secs_f64();
-                let metrics = &shared.metrics;
+                let metrics = &service.metrics;
                 metrics.rehydration_seconds.set(seconds);
                 metrics
                     .rehydration_manifests
@@ -201,7 +205,7 @@ async fn rehydrate(
                     .rehydration_fetched
                     .set(i64::try_from(loaded.fetched).unwrap_or(i64::MAX));
                 metrics.ready.set(1);
-                shared.ready.store(true, Ordering::Release);
+                service.ready.store(true, Ordering::Release);
                 tracing::info!(
                     datasets = loaded.datasets,
                     fetched = loaded.fetched,
@@ -211,7 +215,7 @@ async fn rehydrate(
                 if !checkpoint_interval.is_zero() {
                     actix_web::rt::spawn(keep_checkpoint(
                         catalog,
-                        shared.clone(),
+                        service.metrics.clone(),
                         checkpoint_interval,
                     ));
                 }
@@ -228,40 +232,6 @@ async fn rehydrate(
                 tracing::error!(error = %service_kit::ErrorChain(&e), "cannot rebuild the index; catalogd will not start");
                 return Err(e);
             }
-        }
-    }
-}
-
-/// Writes a checkpoint whenever the index changed since the stored one (at once when
-/// start-up found it stale), checking every `interval`. A failed write is logged and
-/// retried at the next tick.
-async fn keep_checkpoint(catalog: Catalog, shared: Arc<Shared>, interval: Duration) {
-    loop {
-        checkpoint_once(&catalog, &shared).await;
-        tokio::time::sleep(interval).await;
-    }
-}
-
-/// One checkpoint if the index changed since the stored one; logs and counts the outcome.
-async fn checkpoint_once(catalog: &Catalog, shared: &Shared) {
-    let started = Instant::now();
-    match catalog.checkpoint_if_changed().await {
-        Ok(None) => {}
-        Ok(Some(datasets)) => {
-            shared.metrics.checkpoints.with_label_values(&["ok"]).inc();
-            tracing::info!(
-                datasets,
-                seconds = started.elapsed().as_secs_f64(),
-                "checkpoint written"
-            );
-        }
-        Err(e) => {
-            shared
-                .metrics
-                .checkpoints
-                .with_label_values(&["error"])
-                .inc();
-            tracing::warn!(error = %service_kit::ErrorChain(&e), "cannot write the checkpoint; retrying later");
         }
     }
 }

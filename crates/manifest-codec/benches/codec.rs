@@ -4,8 +4,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use manifest_codec::{
-    dataset_id, decode, encode, DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint,
-    Timestamp,
+    dataset_id, decode, encode, DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize,
+    SchemaFingerprint, Timestamp,
 };
 
 fn manifest(objects: usize) -> Manifest {
@@ -23,7 +23,7 @@ fn manifest(objects: usize) -> Manifest {
                     i % 28 + 1
                 ))
                 .unwrap(),
-                size: 134_217_728 + i64::try_from(i).unwrap(),
+                size: ObjectSize::new(134_217_728 + i64::try_from(i).unwrap()).unwrap(),
             })
             .collect(),
         row_count: Some(1_000_000),

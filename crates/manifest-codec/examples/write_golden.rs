@@ -10,8 +10,8 @@
 use std::path::Path;
 
 use manifest_codec::{
-    dataset_id, encode, DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp,
-    FORMAT_VERSION,
+    dataset_id, encode, DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize, SchemaFingerprint,
+    Timestamp, FORMAT_VERSION,
 };
 
 fn manifest(name: &str, version: i64, objects: Vec<(String, i64)>, rows: Option<i64>) -> Manifest {
@@ -26,7 +26,7 @@ fn manifest(name: &str, version: i64, objects: Vec<(String, i64)>, rows: Option<
             .into_iter()
             .map(|(key, size)| ObjectRef {
                 key: ObjectKey::parse(&key).unwrap(),
-                size,
+                size: ObjectSize::new(size).unwrap(),
             })
             .collect(),
         row_count: rows,

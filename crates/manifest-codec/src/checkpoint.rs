@@ -106,7 +106,7 @@ mod tests {
             objects: (0..objects)
                 .map(|i| ObjectRef {
                     key: ObjectKey::parse(&format!("lake/p-{i}")).unwrap(),
-                    size: i64::try_from(i).unwrap(),
+                    size: crate::ObjectSize::try_from(i as u64).unwrap(),
                 })
                 .collect(),
             row_count: objects.is_multiple_of(2).then_some(7),

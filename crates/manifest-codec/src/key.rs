@@ -1,4 +1,4 @@
-//! Object keys: the rules storaged applies to every key (design §6).
+//! Object keys: the rules storaged applies to every key (docs/contracts.md, "Object keys").
 //!
 //! They live here so that catalogd validates a dataset's object list with exactly the rules
 //! storaged will apply, and rejects a bad key at register time instead of storing a manifest
@@ -12,9 +12,6 @@ use crate::error::KeyError;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
-
-/// Prefix reserved for the catalog's own state; never user data.
-pub const CATALOG_PREFIX: &str = "_catalog/";
 
 /// A validated object key.
 ///
@@ -81,12 +78,7 @@ impl ObjectKey {
 
     /// Whether the key is `_catalog` or lies under the reserved `_catalog/` prefix.
     pub fn is_catalog_reserved(&self) -> bool {
-        self.segments().next() == Some(CATALOG_PREFIX.trim_end_matches('/'))
-    }
-
-    /// Consumes the key, returning its text.
-    pub fn into_string(self) -> String {
-        self.0
+        crate::layout::is_catalog_reserved(&self.0)
     }
 }
 

@@ -17,6 +17,7 @@ mod checkpoint;
 mod error;
 mod id;
 pub mod key;
+pub mod layout;
 pub mod manifest;
 pub mod name;
 mod parquet_codec;
@@ -28,8 +29,7 @@ pub use checkpoint::{
 pub use error::{DecodeError, EncodeError, FingerprintError, KeyError, NameError};
 pub use id::{dataset_id, DATASET_NAMESPACE};
 pub use key::ObjectKey;
-pub use manifest::{
-    manifest_key, name_from_manifest_key, Manifest, ObjectRef, SchemaFingerprint, Timestamp,
-};
+pub use layout::{manifest_key, name_from_manifest_key};
+pub use manifest::{Manifest, ObjectRef, ObjectSize, SchemaFingerprint, Timestamp};
 pub use name::DatasetName;
 pub use parquet_codec::{decode, encode, manifest_schema, FORMAT_VERSION, FORMAT_VERSION_KEY};

@@ -119,9 +119,64 @@ impl<'de> Deserialize<'de> for Timestamp {
 pub struct ObjectRef {
     /// Where the object lives in storaged.
     pub key: ObjectKey,
-    /// Size in bytes, `0..=i64::MAX`.
-    #[serde(deserialize_with = "non_negative")]
-    pub size: i64,
+    /// Size in bytes.
+    pub size: ObjectSize,
+}
+
+/// An object's size in bytes: `0..=i64::MAX` (Parquet stores it as int64), checked once
+/// where a value enters, so holders never check it again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ObjectSize(i64);
+
+impl ObjectSize {
+    /// The size `bytes`, or `None` when it is negative.
+    pub const fn new(bytes: i64) -> Option<Self> {
+        if bytes < 0 {
+            None
+        } else {
+            Some(Self(bytes))
+        }
+    }
+
+    /// The size in bytes, as stored (int64).
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The size in bytes, unsigned.
+    pub const fn bytes(self) -> u64 {
+        self.0.unsigned_abs()
+    }
+}
+
+impl From<u32> for ObjectSize {
+    fn from(bytes: u32) -> Self {
+        Self(i64::from(bytes))
+    }
+}
+
+impl TryFrom<u64> for ObjectSize {
+    type Error = std::num::TryFromIntError;
+
+    fn try_from(bytes: u64) -> Result<Self, Self::Error> {
+        i64::try_from(bytes).map(Self)
+    }
+}
+
+impl fmt::Display for ObjectSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        Self::new(value).ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid value {value}: must not be negative"))
+        })
+    }
 }
 
 /// The catalog's record of one dataset; one Parquet file per dataset holds exactly this.
@@ -147,16 +202,6 @@ pub struct Manifest {
     pub updated_at: Timestamp,
 }
 
-fn non_negative<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
-    let value = i64::deserialize(deserializer)?;
-    if value < 0 {
-        return Err(serde::de::Error::custom(format!(
-            "invalid value {value}: must not be negative"
-        )));
-    }
-    Ok(value)
-}
-
 fn non_negative_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
     match Option::<i64>::deserialize(deserializer)? {
         Some(value) if value < 0 => Err(serde::de::Error::custom(format!(
@@ -164,26 +209,6 @@ fn non_negative_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
         ))),
         other => Ok(other),
     }
-}
-
-/// The storaged key of `name`'s manifest: `_catalog/manifests/<name>.parquet`.
-pub fn manifest_key(name: &DatasetName) -> ObjectKey {
-    ObjectKey::parse(&format!("{MANIFEST_PREFIX}{name}{MANIFEST_SUFFIX}"))
-        .expect("a dataset name always forms a valid key")
-}
-
-/// The prefix under which every manifest is stored.
-pub const MANIFEST_PREFIX: &str = "_catalog/manifests/";
-
-/// The suffix of every manifest key.
-pub const MANIFEST_SUFFIX: &str = ".parquet";
-
-/// The dataset name a manifest key belongs to, or `None` if the key is not a manifest key.
-pub fn name_from_manifest_key(key: &str) -> Option<DatasetName> {
-    let name = key
-        .strip_prefix(MANIFEST_PREFIX)?
-        .strip_suffix(MANIFEST_SUFFIX)?;
-    DatasetName::parse(name).ok()
 }
 
 #[cfg(test)]
@@ -207,20 +232,6 @@ mod tests {
     }
 
     #[test]
-    fn manifest_key_round_trips_the_name() {
-        let name = DatasetName::parse("sales.orders_2024").unwrap();
-        let key = manifest_key(&name);
-        assert_eq!(key.as_str(), "_catalog/manifests/sales.orders_2024.parquet");
-        assert!(key.is_catalog_reserved());
-        assert_eq!(name_from_manifest_key(key.as_str()), Some(name));
-        assert_eq!(
-            name_from_manifest_key("_catalog/manifests/Bad.parquet"),
-            None
-        );
-        assert_eq!(name_from_manifest_key("data/a.parquet"), None);
-    }
-
-    #[test]
     fn fingerprint_rules() {
         assert_eq!(SchemaFingerprint::parse(""), Err(FingerprintError::Empty));
         assert_eq!(
@@ -233,7 +244,7 @@ mod tests {
     #[test]
     fn object_ref_rejects_negative_size_and_unknown_fields() {
         let ok: ObjectRef = serde_json::from_str(r#"{"key":"a/b","size":0}"#).unwrap();
-        assert_eq!(ok.size, 0);
+        assert_eq!(ok.size, ObjectSize::default());
         let err = serde_json::from_str::<ObjectRef>(r#"{"key":"a/b","size":-1}"#).unwrap_err();
         assert!(err.to_string().contains("must not be negative"), "{err}");
         assert!(serde_json::from_str::<ObjectRef>(r#"{"key":"a","size":1,"x":1}"#).is_err());

@@ -56,11 +56,6 @@ impl DatasetName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Consumes the name, returning its text.
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 impl fmt::Display for DatasetName {

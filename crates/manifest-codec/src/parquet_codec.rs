@@ -24,7 +24,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{DecodeError, EncodeError};
-use crate::manifest::{ObjectRef, SchemaFingerprint, Timestamp};
+use crate::manifest::{ObjectRef, ObjectSize, SchemaFingerprint, Timestamp};
 use crate::{dataset_id, DatasetName, Manifest, ObjectKey};
 
 /// The key-value metadata entry that holds the format version.
@@ -96,7 +96,7 @@ pub(crate) fn manifest_batch(
     let mut sizes = Int64Builder::with_capacity(all_objects.clone().count());
     for object in all_objects {
         keys.append_value(object.key.as_str());
-        sizes.append_value(object.size);
+        sizes.append_value(object.size.get());
     }
     let objects = StructArray::new(
         object_fields(),
@@ -210,13 +210,6 @@ pub(crate) fn check_invariants(manifest: &Manifest) -> Result<(), EncodeError> {
     }
     if let Some(rows) = manifest.row_count.filter(|r| *r < 0) {
         return Err(out_of_range("row_count", rows, "must not be negative"));
-    }
-    if let Some(object) = manifest.objects.iter().find(|o| o.size < 0) {
-        return Err(out_of_range(
-            "objects.size",
-            object.size,
-            "must not be negative",
-        ));
     }
     Ok(())
 }
@@ -551,10 +544,9 @@ impl<'a> Columns<'a> {
             .map(|(key, &size)| {
                 let key = ObjectKey::parse(key.unwrap_or_default())
                     .map_err(|e| invalid("objects.key", e))?;
-                Ok(ObjectRef {
-                    key,
-                    size: non_negative(size, "objects.size")?,
-                })
+                let size = ObjectSize::new(size)
+                    .ok_or_else(|| invalid("objects.size", format!("{size} is negative")))?;
+                Ok(ObjectRef { key, size })
             })
             .collect()
     }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use manifest_codec::{
-    dataset_id, encode, DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp,
+    dataset_id, encode, DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize, SchemaFingerprint,
+    Timestamp,
 };
 use serde_json::{json, Value};
 
@@ -54,11 +55,11 @@ fn pyarrow_reads_what_we_write() {
         objects: vec![
             ObjectRef {
                 key: ObjectKey::parse("lake/orders/part-0.parquet").unwrap(),
-                size: 1234,
+                size: ObjectSize::from(1234_u32),
             },
             ObjectRef {
                 key: ObjectKey::parse("lake/caf\u{e9} \u{1f600}/part-1.parquet").unwrap(),
-                size: i64::MAX,
+                size: ObjectSize::new(i64::MAX).unwrap(),
             },
         ],
         row_count: Some(42),
@@ -144,7 +145,7 @@ fn we_read_what_pyarrow_writes() {
     assert_eq!(m.version, 3);
     assert_eq!(m.objects.len(), 2);
     assert_eq!(m.objects[1].key.as_str(), "lake/o/2.parquet");
-    assert_eq!(m.objects[1].size, 20);
+    assert_eq!(m.objects[1].size.get(), 20);
     assert_eq!(m.row_count, None);
     assert_eq!(m.created_at.as_micros(), 1_714_564_800_123_456);
     let m = manifest_codec::decode(&write_with_pyarrow("none")).unwrap();

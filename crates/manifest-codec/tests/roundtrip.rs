@@ -1,8 +1,8 @@
 //! Arbitrary manifests survive encode → decode unchanged.
 
 use manifest_codec::{
-    dataset_id, decode, encode, DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint,
-    Timestamp,
+    dataset_id, decode, encode, DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize,
+    SchemaFingerprint, Timestamp,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -45,7 +45,10 @@ fn manifest(max_objects: usize) -> impl Strategy<Value = Manifest> {
                     version,
                     objects: objects
                         .into_iter()
-                        .map(|(key, size)| ObjectRef { key, size })
+                        .map(|(key, size)| ObjectRef {
+                            key,
+                            size: ObjectSize::new(size).unwrap(),
+                        })
                         .collect(),
                     row_count,
                     created_at: created,
@@ -92,15 +95,15 @@ fn extremes_round_trip() {
         objects: vec![
             ObjectRef {
                 key: ObjectKey::parse(&"k".repeat(1024)).unwrap(),
-                size: i64::MAX,
+                size: ObjectSize::new(i64::MAX).unwrap(),
             },
             ObjectRef {
                 key: ObjectKey::parse("dup").unwrap(),
-                size: 0,
+                size: ObjectSize::default(),
             },
             ObjectRef {
                 key: ObjectKey::parse("dup").unwrap(),
-                size: 0,
+                size: ObjectSize::default(),
             },
         ],
         row_count: Some(0),

@@ -8,11 +8,13 @@ use actix_web::{HttpResponse, ResponseError};
 use manifest_codec::KeyError;
 use service_kit::error_chain_fmt;
 
+use crate::backend::{BodyError, StorageError};
+
 /// Everything a storaged request can fail with.
 #[derive(thiserror::Error)]
 pub enum Error {
     // ---- the request is wrong ----
-    /// The key breaks a key rule (design §6).
+    /// The key breaks a key rule (docs/contracts.md, "Object keys").
     #[error("invalid key: {0}")]
     InvalidKey(#[from] KeyError),
     /// A malformed query parameter, header or continuation token.
@@ -81,6 +83,22 @@ impl Error {
             Self::KeyConflict { .. } => "key_conflict",
             Self::InsufficientStorage(_) => "insufficient_storage",
             Self::Io { .. } => "internal",
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    /// The one place a storage failure becomes an HTTP error.
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound { key } => Self::NotFound { key },
+            StorageError::PreconditionFailed { key } => Self::PreconditionFailed { key },
+            StorageError::KeyConflict { key, reason } => Self::KeyConflict { key, reason },
+            StorageError::Body(BodyError::TooLarge { limit }) => Self::PayloadTooLarge { limit },
+            StorageError::Body(BodyError::IdleTimeout(idle)) => Self::BodyTimeout { idle },
+            StorageError::Body(BodyError::Aborted(reason)) => Self::BodyAborted(reason),
+            StorageError::InsufficientStorage(source) => Self::InsufficientStorage(source),
+            StorageError::Io { op, source } => Self::Io { op, source },
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 
-use crate::backend::LocalFs;
+use crate::backend::{FsyncPolicy, LocalFs};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -34,12 +34,8 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, Error> {
         let metrics = Metrics::new()
             .map_err(|e| Error::io("registering metrics", std::io::Error::other(e)))?;
-        let (backend, report) = LocalFs::open(
-            &settings.data_dir,
-            settings.fsync,
-            Some(metrics.fsync_seconds.clone()),
-        )
-        .await?;
+        let fsync = FsyncPolicy::new(settings.fsync, Some(metrics.fsync_seconds.clone()));
+        let (backend, report) = LocalFs::open(&settings.data_dir, fsync).await?;
         tracing::info!(
             data_dir = %settings.data_dir.display(),
             objects = report.objects,

@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use manifest_codec::{DatasetName, ObjectKey, ObjectRef, SchemaFingerprint};
+use manifest_codec::{DatasetName, ObjectKey, ObjectRef, ObjectSize, SchemaFingerprint};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use super::{Catalog, CatalogError, RegisterRequest, SystemClock};
-use crate::store::{Fault, ManifestStore, MemoryStore};
+use super::{Catalog, CatalogError, CatalogState, RegisterRequest, SystemClock};
+use crate::store::{
+    Fault, ListedManifest, ManifestStore, MemoryStore, StoreError, StoredManifest, WriteCondition,
+};
 
 const NAMES: [&str; 3] = ["m.a", "m.b", "m.c"];
 const FINGERPRINTS: [&str; 2] = ["fp1", "fp2"];
@@ -58,7 +60,7 @@ struct Truth {
 fn objects(tag: u8) -> Vec<ObjectRef> {
     vec![ObjectRef {
         key: ObjectKey::parse(&format!("data/{tag}")).unwrap(),
-        size: i64::from(tag),
+        size: ObjectSize::from(u32::from(tag)),
     }]
 }
 
@@ -224,10 +226,62 @@ fn the_catalog_matches_the_model() {
 #[test]
 fn publish_before_persist_fails_the_model() {
     let result = runner().run(&proptest::collection::vec(op(), 1..40), |ops| {
-        check(&ops, &Catalog::broken_publish_before_persist)
+        check(&ops, &broken_publish_before_persist)
     });
     assert!(
         result.is_err(),
         "the broken register passed the state-machine test"
     );
+}
+
+/// A store that publishes every candidate into the catalog's index before writing it: the
+/// broken register ("publish before persist") the model must catch.
+#[derive(Debug)]
+struct PublishFirst {
+    inner: Rc<dyn ManifestStore>,
+    catalog: std::cell::RefCell<Option<CatalogState>>,
+}
+
+#[async_trait::async_trait(?Send)]
+impl ManifestStore for PublishFirst {
+    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
+        self.inner.get(name).await
+    }
+
+    async fn put(
+        &self,
+        manifest: &manifest_codec::Manifest,
+        condition: WriteCondition,
+    ) -> Result<String, StoreError> {
+        if let Some(catalog) = self.catalog.borrow().as_ref() {
+            catalog.publish_unpersisted(manifest.clone());
+        }
+        self.inner.put(manifest, condition).await
+    }
+
+    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {
+        self.inner.delete(name, etag).await
+    }
+
+    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
+        self.inner.list().await
+    }
+
+    async fn get_checkpoint(&self) -> Result<Option<bytes::Bytes>, StoreError> {
+        self.inner.get_checkpoint().await
+    }
+
+    async fn put_checkpoint(&self, bytes: bytes::Bytes) -> Result<(), StoreError> {
+        self.inner.put_checkpoint(bytes).await
+    }
+}
+
+fn broken_publish_before_persist(store: Rc<dyn ManifestStore>) -> Catalog {
+    let broken = Rc::new(PublishFirst {
+        inner: store,
+        catalog: std::cell::RefCell::new(None),
+    });
+    let catalog = Catalog::new(broken.clone(), Arc::new(SystemClock));
+    *broken.catalog.borrow_mut() = Some(catalog.state());
+    catalog
 }

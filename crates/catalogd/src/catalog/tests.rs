@@ -22,7 +22,7 @@ fn request(n: &str, fingerprint: &str, keys: &[&str]) -> RegisterRequest {
             .iter()
             .map(|k| ObjectRef {
                 key: ObjectKey::parse(k).unwrap(),
-                size: 10,
+                size: 10_u32.into(),
             })
             .collect(),
         row_count: Some(5),
@@ -320,7 +320,7 @@ async fn delete_then_register_starts_again_at_version_one() {
 #[tokio::test]
 async fn handles_share_the_index_and_the_writer_locks() {
     let (first, store) = catalog();
-    let second = first.with_store(store.clone());
+    let second = first.state().attach(store.clone());
     let a = first.register(request("shared", "fp", &[]));
     let b = second.register(request("shared", "fp", &[]));
     let (a, b) = futures_util::future::join(a, b).await;

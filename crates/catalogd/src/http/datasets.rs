@@ -2,7 +2,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use manifest_codec::{DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint};
+use manifest_codec::{DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize, SchemaFingerprint};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -89,7 +89,10 @@ impl RegisterBody {
             .map(|(i, o)| {
                 let key = ObjectKey::parse(&o.key)
                     .map_err(|e| invalid(&format!("objects[{i}].key"), &e))?;
-                Ok(ObjectRef { key, size: o.size })
+                let size = ObjectSize::new(o.size).ok_or_else(|| {
+                    Error::InvalidRequest(format!("objects[{i}].size is negative"))
+                })?;
+                Ok(ObjectRef { key, size })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(RegisterRequest {
@@ -145,7 +148,7 @@ pub(crate) async fn register(
 ) -> Result<HttpResponse, Error> {
     let result = async {
         state.ensure_ready()?;
-        let bytes = body::read_json(&req, payload, state.shared.max_body_size).await?;
+        let bytes = body::read_json(&req, payload, state.service.max_body_size).await?;
         let body: RegisterBody =
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
                 .map_err(|e| {
@@ -157,7 +160,7 @@ pub(crate) async fn register(
                         Error::InvalidRequest(format!("invalid register body at {path}: {inner}"))
                     }
                 })?;
-        let request = body.parse(state.shared.max_objects)?;
+        let request = body.parse(state.service.max_objects)?;
         Ok::<_, Error>(state.catalog.register(request).await?)
     }
     .await;
@@ -165,13 +168,15 @@ pub(crate) async fn register(
         Ok(r) if r.existing => "updated",
         Ok(_) => "created",
         Err(Error::Catalog(CatalogError::FingerprintConflict { .. })) => "conflict",
-        Err(Error::Catalog(CatalogError::Storage(_))) => "storage_error",
+        Err(Error::Catalog(
+            CatalogError::Storage(_) | CatalogError::Contended { .. } | CatalogError::Encode { .. },
+        )) => "storage_error",
         Err(Error::NotReady) => "not_ready",
         Err(_) => "invalid",
     };
     if outcome != "not_ready" {
         state
-            .shared
+            .service
             .metrics
             .registers
             .with_label_values(&[outcome])

@@ -13,7 +13,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 
 /// Readiness: the index has been rebuilt from storaged.
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.shared.ready.load(Ordering::Acquire) {
+    if state.service.ready.load(Ordering::Acquire) {
         HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",
             "datasets": state.catalog.len(),
@@ -30,7 +30,7 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Prometheus text exposition.
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let metrics = &state.shared.metrics;
+    let metrics = &state.service.metrics;
     metrics
         .datasets
         .set(i64::try_from(state.catalog.len()).unwrap_or(i64::MAX));

@@ -19,7 +19,7 @@ mod health;
 
 /// What every worker shares.
 #[derive(Debug)]
-pub struct Shared {
+pub struct ServiceState {
     /// Set once the index has been rebuilt from storaged.
     pub ready: AtomicBool,
     /// Largest register body accepted.
@@ -39,14 +39,14 @@ pub struct AppState {
     /// This worker's handle on the catalog.
     pub catalog: Catalog,
     /// Shared by every worker.
-    pub shared: Arc<Shared>,
+    pub service: Arc<ServiceState>,
 }
 
 impl AppState {
     /// Refuses API calls until the index is complete: serving a partial index would
     /// answer 404 for datasets that exist, and a register could race the rebuild.
     fn ensure_ready(&self) -> Result<(), Error> {
-        if self.shared.ready.load(Ordering::Acquire) {
+        if self.service.ready.load(Ordering::Acquire) {
             Ok(())
         } else {
             Err(Error::NotReady)
@@ -82,7 +82,7 @@ pub async fn require_token<B: MessageBody>(
         .and_then(|v| v.to_str().ok());
     let denied = req
         .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.shared.auth_token.as_ref())
+        .and_then(|s| s.service.auth_token.as_ref())
         .is_some_and(|token| !OPEN_PATHS.contains(&req.path()) && !token.is_bearer(given));
     if denied {
         let response = actix_web::ResponseError::error_response(&Error::Unauthorized);
@@ -99,7 +99,7 @@ pub async fn record_metrics<B: MessageBody>(
     let started = Instant::now();
     let metrics = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.shared.metrics.clone());
+        .map(|s| s.service.metrics.clone());
     let method = req.method().to_string();
     let response = next.call(req).await?;
     if let Some(metrics) = metrics {

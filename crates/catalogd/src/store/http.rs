@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use awc::error::SendRequestError;
 use awc::http::{header, StatusCode};
 use bytes::Bytes;
-use manifest_codec::manifest::MANIFEST_PREFIX;
+use manifest_codec::layout::{CHECKPOINT_KEY, MANIFEST_PREFIX};
 use manifest_codec::{manifest_key, name_from_manifest_key, DatasetName, Manifest};
 use serde::Deserialize;
 
@@ -19,9 +19,6 @@ use super::{ListedManifest, ManifestStore, StoreError, StoredManifest, WriteCond
 
 /// Largest manifest accepted from storaged (a 100,000-object manifest is a few MiB).
 const MAX_MANIFEST_BYTES: usize = 256 * 1024 * 1024;
-
-/// Where the catalog checkpoint lives: under the reserved prefix, outside the manifests'.
-pub const CHECKPOINT_KEY: &str = "_catalog/checkpoint/catalog.parquet";
 
 /// Largest checkpoint read (100,000 datasets of 10 objects take ~10 MiB).
 const MAX_CHECKPOINT_BYTES: usize = 2 * 1024 * 1024 * 1024;
@@ -180,8 +177,7 @@ impl ManifestStore for HttpManifestStore {
         manifest: &Manifest,
         condition: WriteCondition,
     ) -> Result<String, StoreError> {
-        let body = manifest_codec::encode(manifest)
-            .map_err(|e| StoreError::Unavailable(format!("cannot encode the manifest: {e}")))?;
+        let body = manifest_codec::encode(manifest).map_err(StoreError::Encode)?;
         let req = self.request(awc::http::Method::PUT, &self.url(&manifest.name));
         let req = match &condition {
             WriteCondition::Absent => req.insert_header((header::IF_NONE_MATCH, "*")),

@@ -103,8 +103,7 @@ impl MemoryStore {
     }
 
     fn write(&self, manifest: &Manifest, condition: &WriteCondition) -> Result<String, StoreError> {
-        let bytes = manifest_codec::encode(manifest)
-            .map_err(|e| StoreError::Unavailable(format!("encode failed: {e}")))?;
+        let bytes = manifest_codec::encode(manifest).map_err(StoreError::Encode)?;
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
         let current = objects.get(&manifest.name).map(|(_, etag)| etag.as_str());
         let holds = match (condition, current) {
@@ -183,8 +182,7 @@ impl ManifestStore for MemoryStore {
                         phantom = stored;
                     }
                 }
-                let bytes = manifest_codec::encode(&phantom)
-                    .map_err(|e| StoreError::Unavailable(format!("encode failed: {e}")))?;
+                let bytes = manifest_codec::encode(&phantom).map_err(StoreError::Encode)?;
                 let etag = self.etag();
                 objects.insert(manifest.name.clone(), (bytes, etag));
                 Err(StoreError::PreconditionFailed)

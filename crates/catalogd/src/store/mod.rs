@@ -10,7 +10,7 @@ mod http;
 mod instrumented;
 mod memory;
 
-pub use http::{HttpManifestStore, CHECKPOINT_KEY};
+pub use http::HttpManifestStore;
 pub use instrumented::Instrumented;
 pub use memory::{Fault, MemoryStore};
 
@@ -38,8 +38,8 @@ pub enum StoreError {
     /// The condition did not hold: another writer got there first. Nothing was written.
     #[error("precondition failed: another writer changed the manifest")]
     PreconditionFailed,
-    /// The store refused or failed before writing (connection refused, 5xx answer).
-    /// Nothing was written.
+    /// storaged refused or failed before writing (connection refused, an answer that
+    /// proves nothing was stored). Nothing was written.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     /// The outcome is unknown (timeout after sending, reset mid-response): the write may
@@ -52,6 +52,10 @@ pub enum StoreError {
     /// A stored manifest belongs to another name than its key says.
     #[error("manifest {key} holds the dataset {found:?}, not the one its key names")]
     NameMismatch { key: String, found: String },
+    /// The manifest could not be encoded, so nothing was sent (a bug, not storaged's
+    /// fault).
+    #[error("the manifest cannot be encoded")]
+    Encode(#[source] manifest_codec::EncodeError),
     /// A stored manifest could not be decoded.
     #[error("manifest {key} cannot be decoded")]
     Corrupt {
@@ -70,6 +74,7 @@ impl StoreError {
             | Self::Unavailable(_)
             | Self::NotAManifestKey { .. }
             | Self::NameMismatch { .. }
+            | Self::Encode(_)
             | Self::Corrupt { .. } => true,
             Self::Unknown(_) => false,
         }
@@ -82,6 +87,7 @@ impl StoreError {
             Self::Unavailable(_) => "unavailable",
             Self::Unknown(_) => "unknown",
             Self::NotAManifestKey { .. } => "not_a_manifest_key",
+            Self::Encode(_) => "encode",
             Self::NameMismatch { .. } | Self::Corrupt { .. } => "corrupt",
         }
     }

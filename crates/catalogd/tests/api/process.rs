@@ -335,7 +335,7 @@ async fn sigterm_drains_and_exits_zero() {
             .await;
         assert_eq!(reply.status.as_u16(), 201);
     }
-    let checkpoint = format!("/v1/objects/{}", catalogd::store::CHECKPOINT_KEY);
+    let checkpoint = format!("/v1/objects/{}", manifest_codec::layout::CHECKPOINT_KEY);
     assert_eq!(
         storaged.api().get_ok(&checkpoint).await.status.as_u16(),
         404

@@ -310,7 +310,7 @@ async fn a_corrupt_checkpoint_is_ignored_and_rewritten() {
         .put(format!(
             "{}/v1/objects/{}",
             stack.storaged.url(),
-            catalogd::store::CHECKPOINT_KEY
+            manifest_codec::layout::CHECKPOINT_KEY
         ))
         .send_body("this is not a checkpoint")
         .await
@@ -337,7 +337,7 @@ async fn stored_checkpoint(storaged: &str) -> Option<Vec<manifest_codec::Checkpo
     let mut res = awc::Client::default()
         .get(format!(
             "{storaged}/v1/objects/{}",
-            catalogd::store::CHECKPOINT_KEY
+            manifest_codec::layout::CHECKPOINT_KEY
         ))
         .send()
         .await

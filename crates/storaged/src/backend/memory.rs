@@ -10,10 +10,9 @@ use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
 
 use super::{
-    check_condition, page_of, Backend, Body, Condition, Content, ETag, ListPage, ObjectMeta,
-    ObjectReader, PutOutcome,
+    check_condition, page_of, Backend, Body, Condition, ETag, InMemory, ListPage, ObjectMeta,
+    ObjectReader, PutOutcome, StorageError,
 };
-use crate::Error;
 
 /// Objects in a sorted map; all operations complete under one short lock.
 #[derive(Debug, Default)]
@@ -43,7 +42,7 @@ impl Memory {
 type Objects = BTreeMap<ObjectKey, (ObjectMeta, Bytes)>;
 
 /// Checks `condition` against the stored version of `key`.
-fn check(objects: &Objects, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
+fn check(objects: &Objects, key: &ObjectKey, condition: Condition) -> Result<(), StorageError> {
     check_condition(key, condition, objects.get(key).map(|(m, _)| m.etag))
 }
 
@@ -54,7 +53,7 @@ impl Backend for Memory {
         key: &ObjectKey,
         condition: Condition,
         mut body: Body,
-    ) -> Result<PutOutcome, Error> {
+    ) -> Result<PutOutcome, StorageError> {
         check(&self.read(), key, condition)?;
         let mut content = BytesMut::new();
         while let Some(chunk) = body.next().await {
@@ -75,18 +74,20 @@ impl Backend for Memory {
         Ok(PutOutcome { meta, created })
     }
 
-    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, Error> {
+    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, StorageError> {
         let objects = self.read();
-        let (meta, content) = objects.get(key.as_str()).ok_or_else(|| Error::NotFound {
-            key: key.to_string(),
-        })?;
+        let (meta, content) = objects
+            .get(key.as_str())
+            .ok_or_else(|| StorageError::NotFound {
+                key: key.to_string(),
+            })?;
         Ok(ObjectReader {
             meta: meta.clone(),
-            content: Content::Memory(content.clone()),
+            content: Box::new(InMemory(content.clone())),
         })
     }
 
-    async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), Error> {
+    async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), StorageError> {
         let mut objects = self.write();
         check(&objects, key, condition)?;
         objects.remove(key.as_str());
@@ -98,7 +99,7 @@ impl Backend for Memory {
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<ListPage, Error> {
+    ) -> Result<ListPage, StorageError> {
         let objects = self.read();
         Ok(page_of(&objects, prefix, after, limit, |_, (meta, _)| {
             meta.clone()

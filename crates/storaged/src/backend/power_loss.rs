@@ -78,7 +78,7 @@ fn workloads() -> Vec<Vec<Op>> {
 const DATA: &str = "/data";
 
 async fn open(fs: SimFs) -> LocalFs {
-    LocalFs::open_on(Arc::new(fs), Path::new(DATA), true, None)
+    LocalFs::open_on(Arc::new(fs), Path::new(DATA), super::FsyncPolicy::on(None))
         .await
         .expect("the store opens on what survived")
         .0
@@ -110,7 +110,7 @@ async fn read(store: &LocalFs, key: &str) -> Option<Vec<u8>> {
     let key = ObjectKey::parse(key).unwrap();
     let reader = store.get(&key).await.ok()?;
     let size = reader.meta.size;
-    let mut stream = reader.stream(0, size).unwrap();
+    let mut stream = reader.stream(0, size);
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk.unwrap());

@@ -137,7 +137,7 @@ async fn read(
         return Ok(builder.body(SizedStream::new(len, empty)));
     }
     let bytes_out = state.metrics.bytes_out.clone();
-    let stream = object.stream(start, len)?.inspect(move |chunk| {
+    let stream = object.stream(start, len).inspect(move |chunk| {
         if let Ok(chunk) = chunk {
             bytes_out.inc_by(chunk.len() as u64);
         }

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use super::fs::Fs;
-use crate::Error;
+use crate::backend::fs::Fs;
+use crate::backend::StorageError as Error;
 
 /// Directory fsyncs shared between concurrent writers, per directory.
 #[derive(Debug, Default)]

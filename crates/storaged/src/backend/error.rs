@@ -1,0 +1,68 @@
+//! What a storage backend can fail with. Nothing here knows HTTP: `crate::Error` has the
+//! one conversion (`From<StorageError>`) that gives each variant its status.
+
+use std::time::Duration;
+
+/// Why an upload body ended early.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// It grew past this limit.
+    #[error("object is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// No bytes arrived for this long.
+    #[error("request body idle for more than {0:?}; upload aborted")]
+    IdleTimeout(Duration),
+    /// The client's stream failed.
+    #[error("request body could not be read: {0}")]
+    Aborted(String),
+}
+
+/// A backend operation's failure. "Certainly not written" for every variant but `Io`,
+/// whose outcome a caller must treat as unknown only where the backend says so (LocalFs
+/// writes are all or nothing: an `Io` from `put` leaves the old version).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No object under this key.
+    #[error("no object with key {key:?}")]
+    NotFound { key: String },
+    /// The write's or delete's condition did not hold; nothing changed.
+    #[error("precondition failed for key {key:?}")]
+    PreconditionFailed { key: String },
+    /// The key's place is taken by something the backend did not create (a planted link
+    /// or file); nothing changed.
+    #[error("key {key:?} cannot be stored: {reason}")]
+    KeyConflict { key: String, reason: &'static str },
+    /// The upload body failed; nothing was stored.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The disk is full or over quota; the previous version, if any, is intact.
+    #[error("insufficient storage")]
+    InsufficientStorage(#[source] std::io::Error),
+    /// Any other I/O failure, with what was being done.
+    #[error("i/o error while {op}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    /// Wraps an I/O error, recognising a full disk.
+    pub fn io(op: &'static str, source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Self::InsufficientStorage(source)
+            }
+            _ => Self::Io { op, source },
+        }
+    }
+
+    /// A blocking task that panicked or was cancelled while doing `op`.
+    pub fn task(op: &'static str, e: tokio::task::JoinError) -> Self {
+        Self::Io {
+            op,
+            source: std::io::Error::other(e),
+        }
+    }
+}

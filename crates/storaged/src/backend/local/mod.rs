@@ -1,0 +1,312 @@
+//! The durable local-disk backend.
+//!
+//! Layout under the data directory:
+//! - `objects/`: one file per object (key → path in `paths`), each a 64-byte header
+//!   (`header`) followed by the content.
+//! - `tmp/`: uploads in progress; swept at start-up (`scan`), never listed.
+//! - `LOCK`: held exclusively for the life of the store.
+//!
+//! A put streams into `tmp/`, fsyncs, then, under the key's lock, checks the condition,
+//! creates missing directories, renames over the target and fsyncs the parent and every
+//! directory it created (`write`). Only then does it return. The sorted in-memory index
+//! (rebuilt from disk at start-up) answers existence, conditions and listings. Reads
+//! (`read`) stream from the opened file with a bounded read-ahead.
+
+mod delete;
+mod dirsync;
+mod fsync;
+mod header;
+mod paths;
+mod read;
+mod scan;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use manifest_codec::ObjectKey;
+
+use super::fs::{Fs, Kind, RealFs};
+use super::{
+    page_of, Backend, Body, Condition, ETag, ListPage, ObjectMeta, ObjectReader, PutOutcome,
+    StorageError,
+};
+use keylock::KeyLocks;
+
+pub use fsync::FsyncPolicy;
+pub use scan::OpenReport;
+
+/// Objects up to this size are written and read in a single blocking task.
+const SMALL_OBJECT: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: u64,
+    etag: ETag,
+    last_modified: SystemTime,
+}
+
+/// Objects on a local filesystem, written durably.
+#[derive(Debug)]
+pub struct LocalFs {
+    fs: Arc<dyn Fs>,
+    objects: PathBuf,
+    tmp: PathBuf,
+    fsync: FsyncPolicy,
+    index: RwLock<BTreeMap<ObjectKey, Entry>>,
+    locks: KeyLocks<ObjectKey>,
+    /// Puts hold it shared from creating directories to the rename; deletes hold it
+    /// exclusively while removing empty directories, so a delete never removes a
+    /// directory a put is about to rename into.
+    dirs: tokio::sync::RwLock<()>,
+    tmp_counter: AtomicU64,
+    /// Read-ahead memory of all downloads, one permit per MiB.
+    read_budget: Arc<tokio::sync::Semaphore>,
+    /// The exclusive lock on `<data_dir>/LOCK`, held for the life of the store.
+    _owner: Box<dyn std::fmt::Debug + Send + Sync>,
+}
+
+impl LocalFs {
+    /// Opens (creating if needed) the store in `data_dir`: sweeps leftover temporary files
+    /// and rebuilds the index from the object files.
+    pub async fn open(
+        data_dir: &Path,
+        fsync: FsyncPolicy,
+    ) -> Result<(Self, OpenReport), StorageError> {
+        Self::open_on(Arc::new(RealFs), data_dir, fsync).await
+    }
+
+    /// [`Self::open`] on the file system `fs`.
+    pub(crate) async fn open_on(
+        fs: Arc<dyn Fs>,
+        data_dir: &Path,
+        fsync: FsyncPolicy,
+    ) -> Result<(Self, OpenReport), StorageError> {
+        let objects = data_dir.join("objects");
+        let tmp = data_dir.join("tmp");
+        let created = scan::missing_dirs(fs.as_ref(), data_dir);
+        let owner = scan::lock_data_dir(fs.as_ref(), data_dir)?;
+        let (index, report) = {
+            let (fs, objects, tmp) = (fs.clone(), objects.clone(), tmp.clone());
+            let data_dir = data_dir.to_path_buf();
+            let fsync = fsync.clone();
+            tokio::task::spawn_blocking(move || {
+                let scanned = scan::scan(fs.as_ref(), &objects, &tmp)?;
+                // The first acknowledged write needs `objects/` (and every directory
+                // created above it) to survive a power loss too.
+                let parents = created.iter().filter_map(|d| d.parent());
+                for dir in std::iter::once(data_dir.as_path()).chain(parents) {
+                    fsync.dir_now(fs.as_ref(), dir)?;
+                }
+                Ok::<_, StorageError>(scanned)
+            })
+            .await
+            .map_err(|e| StorageError::task("scanning the data directory", e))??
+        };
+        let store = Self {
+            fs,
+            objects,
+            tmp,
+            fsync,
+            index: RwLock::new(index),
+            _owner: owner,
+            locks: KeyLocks::default(),
+            dirs: tokio::sync::RwLock::new(()),
+            tmp_counter: AtomicU64::new(0),
+            read_budget: Arc::new(tokio::sync::Semaphore::new(read::READ_BUDGET_MIB)),
+        };
+        Ok((store, report))
+    }
+
+    fn object_path(&self, key: &ObjectKey) -> PathBuf {
+        paths::object_path(&self.objects, key)
+    }
+
+    fn current(&self, key: &ObjectKey) -> Option<Entry> {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .copied()
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{}-{n}.tmp", std::process::id()))
+    }
+}
+
+#[async_trait(?Send)]
+impl Backend for LocalFs {
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        condition: Condition,
+        body: Body,
+    ) -> Result<PutOutcome, StorageError> {
+        let target = self.object_path(key);
+        // Fail fast before reading the body; checked again under the key's lock.
+        super::check_condition(key, condition, self.current(key).map(|e| e.etag))?;
+        let temp = self.temp_path();
+        let result = match self.write_temp(&temp, body).await {
+            Ok(staged) => {
+                self.commit(key, condition, temp.clone(), target, staged)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let fs = self.fs.clone();
+            let at = temp.clone();
+            if let Err(e) = blocking(move || fs.remove_file(&at)).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %temp.display(), error = %e, "cannot remove temporary file");
+                }
+            }
+        }
+        result
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, StorageError> {
+        let not_found = || StorageError::NotFound {
+            key: key.to_string(),
+        };
+        if self.current(key).is_none() {
+            return Err(not_found());
+        }
+        let path = self.object_path(key);
+        let fs = self.fs.clone();
+        let budget = self.read_budget.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || read::open_object(fs.as_ref(), &path, &budget))
+                .await
+                .map_err(|e| StorageError::task("opening an object", e))?;
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) => return Err(StorageError::io("opening an object", e)),
+        };
+        Ok(ObjectReader {
+            meta: ObjectMeta {
+                key: key.clone(),
+                size: opened.size,
+                etag: opened.etag,
+                last_modified: opened.last_modified,
+            },
+            content: opened.content,
+        })
+    }
+
+    async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), StorageError> {
+        self.remove(key, condition).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StorageError> {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(page_of(&index, prefix, after, limit, |k, e| {
+            meta(k.clone(), *e)
+        }))
+    }
+
+    async fn is_ready(&self) -> bool {
+        let dir_ok = |p: &Path| matches!(self.fs.stat(p), Ok(Some(m)) if m.kind == Kind::Dir);
+        dir_ok(&self.objects) && dir_ok(&self.tmp)
+    }
+}
+
+fn meta(key: ObjectKey, entry: Entry) -> ObjectMeta {
+    ObjectMeta {
+        key,
+        size: entry.size,
+        etag: entry.etag,
+        last_modified: entry.last_modified,
+    }
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance_with_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = LocalFs::open(dir.path(), FsyncPolicy::on(None))
+            .await
+            .unwrap();
+        crate::backend::conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_without_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = LocalFs::open(dir.path(), FsyncPolicy::off()).await.unwrap();
+        crate::backend::conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_has_one_owner_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || LocalFs::open(dir.path(), FsyncPolicy::on(None));
+        let (first, _) = open().await.unwrap();
+        let err = open().await.unwrap_err();
+        assert!(
+            service_kit::ErrorChain(&err)
+                .to_string()
+                .contains("in use by another storaged"),
+            "{err:?}"
+        );
+        drop(first);
+        open().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reopen_rebuilds_the_index_and_sweeps_temp_files() {
+        use crate::backend::conformance::body;
+        let dir = tempfile::tempdir().unwrap();
+        let key = ObjectKey::parse("x/y").unwrap();
+        let open = || LocalFs::open(dir.path(), FsyncPolicy::on(None));
+        let etag = {
+            let (store, _) = open().await.unwrap();
+            store
+                .put(&key, Condition::None, body("hello"))
+                .await
+                .unwrap()
+                .meta
+                .etag
+        };
+        std::fs::write(dir.path().join("tmp/leftover.tmp"), b"partial").unwrap();
+        std::fs::write(dir.path().join("objects/stray"), b"not ours").unwrap();
+        let (store, report) = open().await.unwrap();
+        assert_eq!(report.objects, 1);
+        assert_eq!(report.swept, 1);
+        assert_eq!(report.skipped, 1);
+        let page = store.list("", None, 10).await.unwrap();
+        assert_eq!(page.objects.len(), 1);
+        assert_eq!(page.objects[0].etag, etag);
+        assert!(std::fs::read_dir(dir.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}

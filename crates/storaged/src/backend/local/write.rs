@@ -1,0 +1,262 @@
+//! The write path: temporary file in `tmp/` → write → fsync → (under the key's lock)
+//! condition check → create missing directories → rename over the target → fsync the
+//! parent and every directory created. Only then is the put acknowledged.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use futures_util::StreamExt;
+use manifest_codec::ObjectKey;
+
+use super::header::{header, HEADER_LEN};
+use super::{blocking, meta, Entry, FsyncPolicy, LocalFs, SMALL_OBJECT};
+use crate::backend::fs::{Fs, Kind, WriteFile};
+use crate::backend::{check_condition, Body, Condition, ETag, PutOutcome, StorageError};
+
+/// A larger upload is written in blocking writes of about this many bytes.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// An upload that has been read: small ones still in memory, larger ones in their
+/// fsynced temporary file.
+pub(super) struct Staged {
+    etag: ETag,
+    size: u64,
+    small: Option<bytes::BytesMut>,
+}
+
+impl LocalFs {
+    /// Reads `body`. One that ends within [`SMALL_OBJECT`] bytes comes back buffered, to
+    /// be written, fsynced and installed in one blocking task by [`Self::commit`]; a larger
+    /// one is written in batches into a new temporary file at `path`, which is fsynced.
+    pub(super) async fn write_temp(
+        &self,
+        path: &Path,
+        mut body: Body,
+    ) -> Result<Staged, StorageError> {
+        let mut hasher = blake3::Hasher::new();
+        let mut buffered = bytes::BytesMut::new();
+        let mut ended = false;
+        while buffered.len() <= SMALL_OBJECT {
+            let Some(chunk) = body.next().await else {
+                ended = true;
+                break;
+            };
+            buffered.extend_from_slice(&chunk?);
+        }
+        hasher.update(&buffered);
+        let mut size = buffered.len() as u64;
+        if ended {
+            return Ok(Staged {
+                etag: ETag::from_hasher(&hasher),
+                size,
+                small: Some(buffered),
+            });
+        }
+
+        let write_err = |e| StorageError::io("writing a temporary file", e);
+        let fs = self.fs.clone();
+        let at = path.to_path_buf();
+        let file = blocking(move || fs.create_new(&at))
+            .await
+            .map_err(|e| StorageError::io("creating a temporary file", e))?;
+        let mut writer = BatchWriter::new(file);
+        let mut batch = bytes::BytesMut::with_capacity(WRITE_BATCH + HEADER_LEN);
+        batch.extend_from_slice(&[0; HEADER_LEN]);
+        batch.extend_from_slice(&buffered);
+        drop(buffered);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= WRITE_BATCH {
+                writer
+                    .write(batch.split().freeze())
+                    .await
+                    .map_err(write_err)?;
+            }
+        }
+        writer.write(batch.freeze()).await.map_err(write_err)?;
+        let etag = ETag::from_hasher(&hasher);
+        let mut file = writer.finish().await.map_err(write_err)?;
+        let fsync = self.fsync.clone();
+        tokio::task::spawn_blocking(move || {
+            file.write_all_at(&header(etag, size), 0)
+                .map_err(|e| StorageError::io("writing an object header", e))?;
+            fsync.file(file.as_mut())
+        })
+        .await
+        .map_err(|e| StorageError::task("finishing a temporary file", e))??;
+        Ok(Staged {
+            etag,
+            size,
+            small: None,
+        })
+    }
+
+    /// Under the key's lock: checks the condition, writes a small object's temporary file,
+    /// renames it into place and fsyncs the directory, all in one blocking task.
+    pub(super) async fn commit(
+        &self,
+        key: &ObjectKey,
+        condition: Condition,
+        temp: PathBuf,
+        target: PathBuf,
+        staged: Staged,
+    ) -> Result<PutOutcome, StorageError> {
+        let Staged { etag, size, small } = staged;
+        let _key = self.locks.lock(key).await;
+        let previous = self.current(key);
+        check_condition(key, condition, previous.map(|e| e.etag))?;
+        let last_modified = {
+            let _dirs = self.dirs.read().await;
+            let root = self.objects.clone();
+            let fs = self.fs.clone();
+            let fsync = self.fsync.clone();
+            let key = key.to_string();
+            tokio::task::spawn_blocking(move || {
+                let fs = fs.as_ref();
+                if let Some(content) = small {
+                    write_small(fs, &temp, &header(etag, size), &content, &fsync)?;
+                }
+                install(fs, &root, &temp, &target, &fsync, &key)
+            })
+            .await
+            .map_err(|e| StorageError::task("installing an object", e))??
+        };
+        let entry = Entry {
+            size,
+            etag,
+            last_modified,
+        };
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), entry);
+        Ok(PutOutcome {
+            meta: meta(key.clone(), entry),
+            created: previous.is_none(),
+        })
+    }
+}
+
+type PendingWrite = tokio::task::JoinHandle<(Box<dyn WriteFile>, std::io::Result<()>)>;
+
+/// Writes a file in blocking batches, one batch in flight while the next is gathered.
+struct BatchWriter {
+    file: Option<Box<dyn WriteFile>>,
+    pending: Option<PendingWrite>,
+}
+
+impl BatchWriter {
+    fn new(file: Box<dyn WriteFile>) -> Self {
+        Self {
+            file: Some(file),
+            pending: None,
+        }
+    }
+
+    /// Waits for the previous batch, then starts writing `batch`.
+    async fn write(&mut self, batch: bytes::Bytes) -> std::io::Result<()> {
+        let mut file = self.settle().await?;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&batch);
+            (file, result)
+        }));
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> std::io::Result<Box<dyn WriteFile>> {
+        if let Some(pending) = self.pending.take() {
+            let (file, result) = pending.await.map_err(std::io::Error::other)?;
+            result?;
+            return Ok(file);
+        }
+        self.file
+            .take()
+            .ok_or_else(|| std::io::Error::other("a failed write left no file"))
+    }
+
+    /// The file, once every batch is written.
+    async fn finish(mut self) -> std::io::Result<Box<dyn WriteFile>> {
+        self.settle().await
+    }
+}
+
+/// Creates `path`, writes header and content, fsyncs it as `fsync` says.
+fn write_small(
+    fs: &dyn Fs,
+    path: &Path,
+    header: &[u8],
+    content: &[u8],
+    fsync: &FsyncPolicy,
+) -> Result<(), StorageError> {
+    let mut file = fs
+        .create_new(path)
+        .map_err(|e| StorageError::io("creating a temporary file", e))?;
+    let mut all = Vec::with_capacity(header.len() + content.len());
+    all.extend_from_slice(header);
+    all.extend_from_slice(content);
+    file.write_all(&all)
+        .map_err(|e| StorageError::io("writing a temporary file", e))?;
+    fsync.file(file.as_mut())
+}
+
+/// Creates the directories `target` needs, renames `temp` over it and fsyncs (as `fsync`
+/// says) the target's directory and the parent of every directory created.
+fn install(
+    fs: &dyn Fs,
+    root: &Path,
+    temp: &Path,
+    target: &Path,
+    fsync: &FsyncPolicy,
+    key: &str,
+) -> Result<SystemTime, StorageError> {
+    let parent = target.parent().unwrap_or(root);
+    let relative = parent.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut created = Vec::new();
+    let mut dir = root.to_path_buf();
+    for component in relative.components() {
+        dir.push(component);
+        match fs.stat(&dir) {
+            Ok(Some(m)) if m.kind == Kind::Dir => {}
+            Ok(Some(_)) => {
+                return Err(StorageError::KeyConflict {
+                    key: key.to_owned(),
+                    reason: "a path component is a file or link that storaged did not create",
+                })
+            }
+            Ok(None) => match fs.create_dir(&dir) {
+                Ok(()) => created.push(dir.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StorageError::io("creating a directory", e)),
+            },
+            Err(e) => return Err(StorageError::io("inspecting a directory", e)),
+        }
+    }
+    if fs
+        .stat(target)
+        .is_ok_and(|m| m.is_some_and(|m| m.kind != Kind::File))
+    {
+        return Err(StorageError::KeyConflict {
+            key: key.to_owned(),
+            reason: "the object path is a directory or link that storaged did not create",
+        });
+    }
+    fs.rename(temp, target)
+        .map_err(|e| StorageError::io("renaming into place", e))?;
+    fsync.dir(fs, parent)?;
+    for dir in &created {
+        if let Some(p) = dir.parent() {
+            fsync.dir(fs, p)?;
+        }
+    }
+    match fs.stat(target) {
+        Ok(Some(m)) => Ok(m.modified),
+        Ok(None) => Err(StorageError::io(
+            "reading object metadata",
+            std::io::ErrorKind::NotFound.into(),
+        )),
+        Err(e) => Err(StorageError::io("reading object metadata", e)),
+    }
+}
