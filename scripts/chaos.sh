@@ -28,7 +28,6 @@ run() { # name, cargo test arguments...
         || { tail -50 "$out/$name.log"; echo "chaos: $name failed (log: $out/$name.log)" >&2; exit 1; }
 }
 run faults -p faults
-run storms -p catalogd --test api kill_9
 run power-loss -p storaged --lib power_loss
 
 echo "== slowhttptest" >&2

@@ -11,7 +11,6 @@
 mod ceiling;
 mod load;
 mod report;
-mod stack;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +22,9 @@ use clap::Parser;
 use futures_util::StreamExt;
 
 use load::{MakeReq, Req, Stop};
+use manifest_codec::layout::{CHECKPOINT_KEY, MANIFEST_PREFIX};
 use report::Figures;
+use testkit::{free_port, Launch, Proc};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks storaged and catalogd against the machine's ceilings")]
@@ -96,8 +97,8 @@ fn gets(url: String) -> MakeReq {
     Arc::new(move |_| Req::get(url.clone()))
 }
 
-fn datasets_in(catalogd: &stack::Service) -> u64 {
-    let body = blocking_get(&format!("{}/readyz", catalogd.url));
+fn datasets_in(catalogd: &Proc) -> u64 {
+    let body = blocking_get(&format!("{}/readyz", catalogd.url()));
     serde_json::from_slice::<serde_json::Value>(&body).expect("readyz json")["datasets"]
         .as_u64()
         .expect("datasets count")
@@ -114,9 +115,6 @@ where
         .join()
         .expect("client thread")
 }
-
-/// Where catalogd keeps its checkpoint (catalogd's `store::CHECKPOINT_KEY`).
-const CHECKPOINT_KEY: &str = "_catalog/checkpoint/catalog.parquet";
 
 fn blocking_delete(url: &str) {
     let url = url.to_owned();
@@ -194,13 +192,13 @@ fn large_object(storaged: &str, key: &str, mib: u64) -> (f64, f64) {
 }
 
 /// Registers distinct `fill.*` names until catalogd holds `target` datasets.
-fn fill_to(catalogd: &stack::Service, target: u64) {
+fn fill_to(catalogd: &Proc, target: u64) {
     let have = datasets_in(catalogd);
     if have < target {
         let sample = load::run(
             64,
             Stop::Requests(target - have),
-            &registers(&catalogd.url, format!("fill.t{target}"), false),
+            &registers(&catalogd.url(), format!("fill.t{target}"), false),
         );
         assert_eq!(sample.errors, 0, "filling the catalog failed");
     }
@@ -208,10 +206,8 @@ fn fill_to(catalogd: &stack::Service, target: u64) {
 
 /// Restarts catalogd on its port and times start → `/readyz` 200.
 struct Restart<'a> {
-    bin: &'a std::path::Path,
-    dir: &'a std::path::Path,
+    catalogd: Launch,
     storaged: &'a str,
-    port: u16,
     runs: usize,
 }
 
@@ -219,21 +215,17 @@ impl Restart<'_> {
     /// One restart without a checkpoint (every manifest fetched one by one: the first
     /// start after an upgrade from a release without checkpoints, or after losing it),
     /// then, once catalogd has written a checkpoint, `runs` restarts that read it.
-    fn rehydrate(
-        &self,
-        mut catalogd: stack::Service,
-        label: &str,
-        figs: &mut Figures,
-    ) -> stack::Service {
+    fn rehydrate(&self, mut catalogd: Proc, label: &str, figs: &mut Figures) -> Proc {
         let n = datasets_in(&catalogd);
-        let restart = |catalogd: stack::Service, drop_checkpoint: bool| {
-            catalogd.stop();
+        let restart = |mut catalogd: Proc, drop_checkpoint: bool| {
+            catalogd.stop(Duration::from_secs(20));
+            drop(catalogd);
             if drop_checkpoint {
                 blocking_delete(&format!("{}/v1/objects/{CHECKPOINT_KEY}", self.storaged));
             }
             let t0 = Instant::now();
-            let fresh = stack::catalogd(self.bin, self.dir, self.storaged, self.port);
-            let ready = fresh.wait_ready();
+            let fresh = self.catalogd.spawn();
+            let ready = fresh.wait_ready_blocking(Duration::from_secs(600));
             assert_eq!(datasets_in(&fresh), n, "the rebuilt index lost datasets");
             (fresh, ready.duration_since(t0).as_secs_f64())
         };
@@ -260,10 +252,10 @@ impl Restart<'_> {
 }
 
 /// Waits until catalogd reports a checkpoint written.
-fn wait_for_checkpoint(catalogd: &stack::Service) {
+fn wait_for_checkpoint(catalogd: &Proc) {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let metrics = String::from_utf8(blocking_get(&format!("{}/metrics", catalogd.url)))
+        let metrics = String::from_utf8(blocking_get(&format!("{}/metrics", catalogd.url())))
             .unwrap_or_default();
         let written = metrics
             .lines()
@@ -301,11 +293,11 @@ fn main() {
     let storaged_bin = args
         .storaged_bin
         .clone()
-        .unwrap_or_else(|| stack::sibling("storaged"));
+        .unwrap_or_else(testkit::storaged_bin);
     let catalogd_bin = args
         .catalogd_bin
         .clone()
-        .unwrap_or_else(|| stack::sibling("catalogd"));
+        .unwrap_or_else(testkit::catalogd_bin);
     let mut figs = Figures::default();
     eprintln!(
         "work directory {}; {runs} runs of every figure",
@@ -359,16 +351,23 @@ fn main() {
     }
 
     // -- the product -------------------------------------------------------------------
-    let storaged = stack::storaged(&storaged_bin, &work);
-    storaged.wait_ready();
-    let catalogd_port = stack::free_port();
-    let mut catalogd = stack::catalogd(&catalogd_bin, &work, &storaged.url, catalogd_port);
-    catalogd.wait_ready();
+    // fsync on (the default); warn-level logs, as a production deployment would run.
+    let storaged = Launch::storaged(&work.join("storaged"), free_port())
+        .program(&storaged_bin)
+        .env("RUST_LOG", "warn")
+        .log_dir(&work)
+        .spawn();
+    storaged.wait_ready_blocking(Duration::from_secs(600));
+    let storaged_url = storaged.url();
+    let catalogd_launch = Launch::catalogd(&storaged_url, free_port())
+        .program(&catalogd_bin)
+        .env("RUST_LOG", "warn")
+        .log_dir(&work);
+    let mut catalogd = catalogd_launch.spawn();
+    catalogd.wait_ready_blocking(Duration::from_secs(600));
     let restart = Restart {
-        bin: &catalogd_bin,
-        dir: &work,
-        storaged: &storaged.url,
-        port: catalogd_port,
+        catalogd: catalogd_launch,
+        storaged: &storaged_url,
         runs,
     };
 
@@ -381,7 +380,7 @@ fn main() {
             let s = load::run(
                 c,
                 Stop::Requests(requests),
-                &registers(&catalogd.url, format!("reg.r{run}c{c}"), false),
+                &registers(&catalogd.url(), format!("reg.r{run}c{c}"), false),
             );
             assert_eq!(s.errors, 0, "register c={c} had errors");
             figs.add(&format!("register c={c}"), "registers/s", s.rate());
@@ -396,14 +395,14 @@ fn main() {
         let s = load::run(
             64,
             Stop::After(secs),
-            &registers(&catalogd.url, format!("hot.r{run}"), true),
+            &registers(&catalogd.url(), format!("hot.r{run}"), true),
         );
         figs.add("register one hot name c=64", "registers/s", s.rate());
 
         let s = load::run(
             64,
             Stop::After(secs),
-            &gets(format!("{}/v1/datasets/reg.r0c1.n00000000", catalogd.url)),
+            &gets(format!("{}/v1/datasets/reg.r0c1.n00000000", catalogd.url())),
         );
         figs.add("GET dataset c=64", "req/s", s.rate());
         let s = load::run(
@@ -411,7 +410,7 @@ fn main() {
             Stop::After(secs),
             &gets(format!(
                 "{}/v1/datasets?prefix=reg.&limit=100",
-                catalogd.url
+                catalogd.url()
             )),
         );
         figs.add("GET list page (100) c=64", "req/s", s.rate());
@@ -420,7 +419,7 @@ fn main() {
             let s = load::run(
                 c,
                 Stop::After(secs),
-                &puts(&storaged.url, &format!("bench/put/r{run}c{c}")),
+                &puts(&storaged_url, &format!("bench/put/r{run}c{c}")),
             );
             figs.add(&format!("storaged PUT 4 KiB c={c}"), "req/s", s.rate());
             figs.add(
@@ -434,8 +433,7 @@ fn main() {
                 c,
                 Stop::After(secs),
                 &gets(format!(
-                    "{}/v1/objects/bench/put/r{run}c1/00000000",
-                    storaged.url
+                    "{storaged_url}/v1/objects/bench/put/r{run}c1/00000000"
                 )),
             );
             figs.add(&format!("storaged GET 4 KiB c={c}"), "req/s", s.rate());
@@ -447,7 +445,7 @@ fn main() {
 
     for _ in 0..runs {
         let t = Instant::now();
-        let keys = list_all(&storaged.url, "_catalog/manifests/");
+        let keys = list_all(&storaged_url, MANIFEST_PREFIX);
         figs.add(
             "storaged list all pages (1,000 per page)",
             "keys/s",
@@ -460,7 +458,7 @@ fn main() {
     }
     for run in 0..runs {
         let (put, get) = large_object(
-            &storaged.url,
+            &storaged_url,
             &format!("bench/large/{run}"),
             args.large_object_mib,
         );
@@ -472,8 +470,9 @@ fn main() {
             storaged.memory_mib().1,
         );
     }
-    catalogd.stop();
-    storaged.stop();
+    catalogd.stop(Duration::from_secs(20));
+    let mut storaged = storaged;
+    storaged.stop(Duration::from_secs(20));
 
     let results = figs.finish();
     report::print_and_save(&results, &args.dir.join("results.json"), &args.baseline);

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use awc::http::Method;
-use faults::client::{register_body, Api, Reply};
-use faults::procs::{catalogd, free_port, storaged_args, storaged_bin, unique, Proc};
+use testkit::lake::register_body;
+use testkit::{free_port, Api, Launch, Proc, Reply};
 
 const STORAGED_TOKEN: &str = "st-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
 const CATALOGD_TOKEN: &str = "ct-0a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -22,10 +22,17 @@ fn last_byte_changed(token: &str) -> String {
 }
 
 fn start_storaged(dir: &std::path::Path, port: u16, token: &str) -> Proc {
-    let mut c = std::process::Command::new(storaged_bin());
-    storaged_args(&mut c, &dir.join("data"), port);
-    c.env("STORAGED_AUTH_TOKEN", token);
-    Proc::spawn(c, port, dir.join(format!("storaged-{}.log", unique())))
+    Launch::storaged(&dir.join("data"), port)
+        .env("STORAGED_AUTH_TOKEN", token)
+        .log_dir(dir)
+        .spawn()
+}
+
+fn start_catalogd(storaged_port: u16, env: &[(&str, &str)], dir: &std::path::Path) -> Proc {
+    Launch::catalogd(&format!("http://127.0.0.1:{storaged_port}"), free_port())
+        .envs(env.iter().copied())
+        .log_dir(dir)
+        .spawn()
 }
 
 async fn call(api: &Api, method: &Method, path: &str, auth: Option<&str>) -> Reply {
@@ -123,7 +130,7 @@ async fn tokens_guard_every_protected_route_and_never_leak() {
         ("CATALOGD_STORAGED_TOKEN", STORAGED_TOKEN),
         ("CATALOGD_STORAGED_TIMEOUT", "2s"),
     ];
-    let good = catalogd(storaged_port, free_port(), &env, dir.path());
+    let good = start_catalogd(storaged_port, &env, dir.path());
     good.wait_ready().await;
     let api = good.api();
     let auth = format!("Bearer {CATALOGD_TOKEN}");
@@ -135,9 +142,8 @@ async fn tokens_guard_every_protected_route_and_never_leak() {
 
     // The wrong storaged token: never ready, and the log says why.
     let wrong = last_byte_changed(STORAGED_TOKEN);
-    let misconfigured = catalogd(
+    let misconfigured = start_catalogd(
         storaged_port,
-        free_port(),
         &[("CATALOGD_STORAGED_TOKEN", wrong.as_str())],
         dir.path(),
     );

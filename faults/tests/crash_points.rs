@@ -9,12 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faults::client::objects;
-use faults::procs::{free_port, storaged, storaged_args, storaged_bin, Proc};
 use faults::strace;
+use testkit::lake::objects;
+use testkit::{free_port, Launch, Proc};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -49,20 +48,20 @@ struct Run {
 
 /// Runs the script against storaged under strace, killed at the `k`-th `syscall`.
 async fn run_until_killed(root: &Path, data: &Path, syscall: &str, k: usize) -> Run {
-    let port = free_port();
-    let mut command = Command::new("strace");
-    command
-        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("trace={syscall}"))
-        .arg("-e")
-        .arg(format!("inject={syscall}:signal=SIGKILL:when={k}"))
-        .arg(storaged_bin());
-    storaged_args(&mut command, data, port);
-    let mut p = Proc::spawn(
-        command,
-        port,
-        root.join(format!("traced-{syscall}-{k}.log")),
-    );
+    let mut p = Launch::storaged(data, free_port())
+        .under([
+            "strace".to_owned(),
+            "-f".into(),
+            "-qq".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            "-e".into(),
+            format!("trace={syscall}"),
+            "-e".into(),
+            format!("inject={syscall}:signal=SIGKILL:when={k}"),
+        ])
+        .log_dir(root)
+        .spawn();
     let mut run = Run {
         acked: BTreeMap::new(),
         in_flight: None,
@@ -120,7 +119,7 @@ async fn run_until_killed(root: &Path, data: &Path, syscall: &str, k: usize) -> 
 
 /// Restarts storaged plainly on `data` and checks what `run` left; returns a violation.
 async fn check(root: &Path, data: &Path, run: &Run) -> Result<(), String> {
-    let p: Proc = storaged(data, free_port(), root);
+    let p: Proc = Launch::storaged(data, free_port()).log_dir(root).spawn();
     p.wait_ready().await;
     let api = p.api();
     let mut allowed: BTreeMap<&str, Vec<Option<Vec<u8>>>> = BTreeMap::new();

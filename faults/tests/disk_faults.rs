@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use faults::client::{objects, Api};
-use faults::procs::{free_port, storaged, unique, Proc};
 use faults::strace;
+use testkit::lake::objects;
+use testkit::{free_port, unique, Api, Launch, Proc};
 
 /// Every file and directory under `root`, with file sizes (directories: `None`).
 fn tree(root: &Path) -> BTreeMap<String, Option<u64>> {
@@ -48,7 +48,9 @@ async fn enospc_on_write_is_507_and_changes_nothing_then_writes_resume() {
     strace::require();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().canonicalize().unwrap().join("data");
-    let mut storaged = storaged(&data, free_port(), dir.path());
+    let mut storaged = Launch::storaged(&data, free_port())
+        .log_dir(dir.path())
+        .spawn();
     storaged.wait_ready().await;
     let api = storaged.api();
     assert_eq!(put(&api, "k/a", b"version one".to_vec()).await, 201);
@@ -145,7 +147,9 @@ async fn a_full_file_system_is_507_reads_go_on_and_freed_space_takes_writes() {
     let fs = Tmpfs::mount("4m");
     let logs = tempfile::tempdir().unwrap();
     let data = fs.0.path().join("data");
-    let mut storaged = storaged(&data, free_port(), logs.path());
+    let mut storaged = Launch::storaged(&data, free_port())
+        .log_dir(logs.path())
+        .spawn();
     storaged.wait_ready().await;
     let api = storaged.api();
     assert_eq!(put(&api, "keep", b"kept".to_vec()).await, 201);

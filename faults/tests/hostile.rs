@@ -9,10 +9,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use faults::client::{list_all, objects, register_body};
-use faults::procs::{storaged_and_catalogd, Proc};
 use faults::tree::snapshot;
 use serde_json::{json, Value};
+use testkit::lake::{list_all, objects, register_body};
+use testkit::{storaged_and_catalogd, Proc};
 
 struct Stack {
     root: tempfile::TempDir,

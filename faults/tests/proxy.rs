@@ -5,12 +5,20 @@
 
 use std::time::{Duration, Instant};
 
-use faults::client::{
-    established_to, list_all, objects, register_body, stored_manifest, stored_version, Api,
-};
-use faults::procs::{catalogd, free_port, storaged, Proc};
 use faults::proxy::{Fault, FaultProxy};
 use futures_util::StreamExt;
+use testkit::lake::{
+    established_to, list_all, objects, register_body, stored_manifest, stored_version,
+};
+use testkit::{free_port, Api, Launch, Proc};
+
+/// catalogd on a free port against the storaged (or proxy) at `storaged_port`.
+fn catalogd(storaged_port: u16, env: &[(&str, &str)], logs: &std::path::Path) -> Proc {
+    Launch::catalogd(&format!("http://127.0.0.1:{storaged_port}"), free_port())
+        .envs(env.iter().copied())
+        .log_dir(logs)
+        .spawn()
+}
 
 /// catalogd's deadline for each storaged call in these tests.
 const DEADLINE: Duration = Duration::from_secs(1);
@@ -26,12 +34,13 @@ struct Stack {
 /// (no periodic checkpoint, so a restart reads every manifest).
 async fn stack(timeout: &str) -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let storaged = storaged(&dir.path().join("data"), free_port(), dir.path());
+    let storaged = Launch::storaged(&dir.path().join("data"), free_port())
+        .log_dir(dir.path())
+        .spawn();
     storaged.wait_ready().await;
     let proxy = FaultProxy::start(storaged.port);
     let catalogd = catalogd(
         proxy.port(),
-        free_port(),
         &[
             ("CATALOGD_STORAGED_TIMEOUT", timeout),
             ("CATALOGD_CHECKPOINT_INTERVAL", "0s"),
@@ -148,7 +157,7 @@ async fn every_fault_is_a_timely_503_and_the_index_stays_true_to_storaged() {
 
     // A catalogd rebuilt straight from storaged serves exactly what the running one does,
     // and both agree with the stored manifests.
-    let fresh = catalogd(s.storaged.port, free_port(), &[], s.dir.path());
+    let fresh = catalogd(s.storaged.port, &[], s.dir.path());
     fresh.wait_ready().await;
     let served = list_all(&api).await;
     assert_eq!(list_all(&fresh.api()).await, served);
@@ -184,7 +193,6 @@ async fn rehydration_through_a_slow_store_never_serves_a_partial_index() {
     let started = Instant::now();
     let slow = catalogd(
         s.proxy.port(),
-        free_port(),
         &[("CATALOGD_CHECKPOINT_INTERVAL", "0s")],
         s.dir.path(),
     );

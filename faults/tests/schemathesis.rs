@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use faults::procs::storaged_and_catalogd;
+use testkit::storaged_and_catalogd;
 
 fn schemathesis() -> PathBuf {
     let bin = PathBuf::from(concat!(

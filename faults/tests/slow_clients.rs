@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use faults::procs::storaged_and_catalogd;
+use testkit::storaged_and_catalogd;
 
 #[actix_web::test]
 async fn slow_clients_do_not_starve_the_others() {

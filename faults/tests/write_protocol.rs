@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use faults::procs::{free_port, storaged_args, storaged_bin, Proc};
 use faults::strace::{self, Call, FILE_AND_SOCKET_CALLS};
+use testkit::{free_port, Launch};
 
 /// One step of the scripted workload.
 #[derive(Debug, Clone)]
@@ -217,14 +217,20 @@ async fn every_acknowledged_write_is_fsynced_renamed_and_its_directory_fsynced_f
     let root = dir.path().canonicalize().unwrap();
     let data = root.join("data");
     let trace: PathBuf = root.join("trace.txt");
-    let port = free_port();
-    let mut command = Command::new("strace");
-    command
-        .args(["-f", "-yy", "-s", "24", "-e", FILE_AND_SOCKET_CALLS, "-o"])
-        .arg(&trace)
-        .arg(storaged_bin());
-    storaged_args(&mut command, &data, port);
-    let mut storaged = Proc::spawn(command, port, root.join("storaged.log"));
+    let mut storaged = Launch::storaged(&data, free_port())
+        .under([
+            "strace".as_ref(),
+            "-f".as_ref(),
+            "-yy".as_ref(),
+            "-s".as_ref(),
+            "24".as_ref(),
+            "-e".as_ref(),
+            FILE_AND_SOCKET_CALLS.as_ref(),
+            "-o".as_ref(),
+            trace.as_os_str(),
+        ])
+        .log_dir(&root)
+        .spawn();
     storaged.wait_ready().await;
 
     let ops = script();

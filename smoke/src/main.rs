@@ -8,14 +8,14 @@
 //! `N passed, M failed`; exits 1 on any failure.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{json, Value};
+use testkit::{free_port, Api, Launch, Proc};
 
-/// The dataset-id namespace of design §1, written out here on purpose: the harness checks
+/// The dataset-id namespace (docs/contracts.md, "Dataset identity"), written out here on purpose: the harness checks
 /// the id independently of the code under test.
 const NAMESPACE: uuid::Uuid = uuid::uuid!("a8f3c1d2-4e5b-5a6c-9d8e-7f0a1b2c3d4e");
 
@@ -45,176 +45,48 @@ struct Args {
     ready_timeout_secs: u64,
 }
 
-/// Child processes to kill however the harness ends.
-#[derive(Clone, Default)]
-struct Children(Arc<Mutex<Vec<Child>>>);
-
-impl Children {
-    fn add(&self, child: Child) -> u32 {
-        let pid = child.id();
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(child);
-        pid
-    }
-
-    fn stop(&self, pid: u32) {
-        let mut children = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = children.iter().position(|c| c.id() == pid) {
-            let mut child = children.remove(i);
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn kill_all(&self) {
-        for mut child in self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        if Arc::strong_count(&self.0) == 1 {
-            self.kill_all();
-        }
-    }
-}
-
 /// How the harness reaches and restarts the services.
 enum Stack {
+    /// The harness started them (killed when the stack is dropped, however the run ends).
     Spawned {
-        children: Children,
-        catalogd_bin: PathBuf,
-        catalogd_pid: u32,
-        catalogd_port: u16,
-        storaged_url: String,
-        dir: tempfile::TempDir,
+        _storaged: Box<Proc>,
+        catalogd: Box<Proc>,
+        _dir: tempfile::TempDir,
     },
-    External {
-        restart_cmd: String,
-    },
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn sibling(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(name)))
-        .unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn spawn_catalogd(
-    bin: &PathBuf,
-    port: u16,
-    storaged_url: &str,
-    dir: &std::path::Path,
-) -> Result<Child, String> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("catalogd.log"))
-        .map_err(|e| e.to_string())?;
-    Command::new(bin)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--storaged-url",
-            storaged_url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))
+    /// They are already running (docker compose); `restart_cmd` restarts catalogd.
+    External { restart_cmd: String },
 }
 
 impl Stack {
-    fn spawn(args: &Args, children: &Children) -> Result<(Self, String, String), String> {
-        let storaged_bin = args
-            .storaged_bin
-            .clone()
-            .unwrap_or_else(|| sibling("storaged"));
-        let catalogd_bin = args
-            .catalogd_bin
-            .clone()
-            .unwrap_or_else(|| sibling("catalogd"));
+    fn spawn(args: &Args) -> Result<(Self, String, String), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let storaged_port = free_port().map_err(|e| e.to_string())?;
-        let catalogd_port = free_port().map_err(|e| e.to_string())?;
-        let log =
-            std::fs::File::create(dir.path().join("storaged.log")).map_err(|e| e.to_string())?;
-        let storaged = Command::new(&storaged_bin)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{storaged_port}"),
-                "--data-dir",
-                &dir.path().join("data").display().to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", storaged_bin.display()))?;
-        children.add(storaged);
-        let storaged_url = format!("http://127.0.0.1:{storaged_port}");
-        let catalogd = spawn_catalogd(&catalogd_bin, catalogd_port, &storaged_url, dir.path())?;
-        let catalogd_pid = children.add(catalogd);
-        let catalogd_url = format!("http://127.0.0.1:{catalogd_port}");
-        Ok((
-            Self::Spawned {
-                children: children.clone(),
-                catalogd_bin,
-                catalogd_pid,
-                catalogd_port,
-                storaged_url: storaged_url.clone(),
-                dir,
-            },
-            storaged_url,
-            catalogd_url,
-        ))
+        let mut storaged = Launch::storaged(&dir.path().join("data"), free_port());
+        if let Some(bin) = &args.storaged_bin {
+            storaged = storaged.program(bin);
+        }
+        let storaged = storaged.log_dir(dir.path()).spawn();
+        let mut catalogd = Launch::catalogd(&storaged.url(), free_port());
+        if let Some(bin) = &args.catalogd_bin {
+            catalogd = catalogd.program(bin);
+        }
+        let catalogd = catalogd.log_dir(dir.path()).spawn();
+        let (storaged_url, catalogd_url) = (storaged.url(), catalogd.url());
+        let stack = Self::Spawned {
+            _storaged: Box::new(storaged),
+            catalogd: Box::new(catalogd),
+            _dir: dir,
+        };
+        Ok((stack, storaged_url, catalogd_url))
     }
 
     fn restart_catalogd(&mut self) -> Result<(), String> {
         match self {
-            Self::Spawned {
-                children,
-                catalogd_bin,
-                catalogd_pid,
-                catalogd_port,
-                storaged_url,
-                dir,
-            } => {
-                children.stop(*catalogd_pid);
-                let child = spawn_catalogd(catalogd_bin, *catalogd_port, storaged_url, dir.path())?;
-                *catalogd_pid = children.add(child);
+            Self::Spawned { catalogd, .. } => {
+                catalogd.restart_gracefully(Duration::from_secs(15));
                 Ok(())
             }
             Self::External { restart_cmd } => {
-                let status = Command::new("sh")
+                let status = std::process::Command::new("sh")
                     .args(["-c", restart_cmd.as_str()])
                     .status()
                     .map_err(|e| format!("cannot run {restart_cmd:?}: {e}"))?;
@@ -228,55 +100,21 @@ impl Stack {
     }
 }
 
-struct Http {
-    client: awc::Client,
-}
-
-struct Reply {
-    status: u16,
-    json: Value,
-}
-
-impl Http {
-    async fn send(&self, req: awc::ClientRequest, body: Option<&Value>) -> Result<Reply, String> {
-        let sent = match body {
-            Some(b) => req.send_json(b).await,
-            None => req.send().await,
-        };
-        let mut res = sent.map_err(|e| format!("request failed: {e}"))?;
-        let bytes = res
-            .body()
-            .limit(64 << 20)
-            .await
-            .map_err(|e| e.to_string())?;
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Reply {
-            status: res.status().as_u16(),
-            json,
-        })
-    }
-
-    async fn get(&self, url: &str) -> Result<Reply, String> {
-        self.send(self.client.get(url), None).await
-    }
-
-    async fn post(&self, url: &str, body: &Value) -> Result<Reply, String> {
-        self.send(self.client.post(url), Some(body)).await
-    }
-
-    async fn wait_ready(&self, base: &str, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("no answer");
-        while Instant::now() < deadline {
-            match self.get(&format!("{base}/readyz")).await {
-                Ok(r) if r.status == 200 => return Ok(()),
-                Ok(r) => last = format!("/readyz answered {}", r.status),
-                Err(e) => last = e,
-            }
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+async fn wait_ready(api: &Api, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        match api.get("/readyz").await {
+            Ok(r) if r.code() == 200 => return Ok(()),
+            Ok(r) => last = format!("/readyz answered {}", r.code()),
+            Err(e) => last = e,
         }
-        Err(format!("{base} not ready after {timeout:?}: {last}"))
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+    Err(format!(
+        "{} not ready after {timeout:?}: {last}",
+        api.base()
+    ))
 }
 
 fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -297,7 +135,7 @@ fn check_eq(field: &str, got: &Value, want: &Value) -> Result<(), String> {
     clippy::too_many_lines,
     reason = "the six steps read top to bottom, as the acceptance flow is specified"
 )]
-async fn run(args: Args, children: Children) -> ExitCode {
+async fn run(args: Args) -> ExitCode {
     let (mut stack, storaged, catalogd) =
         match (&args.storaged_url, &args.catalogd_url, &args.restart_cmd) {
             (Some(s), Some(c), Some(r)) => (
@@ -307,7 +145,7 @@ async fn run(args: Args, children: Children) -> ExitCode {
                 s.trim_end_matches('/').to_owned(),
                 c.trim_end_matches('/').to_owned(),
             ),
-            _ => match Stack::spawn(&args, &children) {
+            _ => match Stack::spawn(&args) {
                 Ok(spawned) => spawned,
                 Err(e) => {
                     println!("FAIL  setup: {e}");
@@ -316,11 +154,7 @@ async fn run(args: Args, children: Children) -> ExitCode {
                 }
             },
         };
-    let http = Http {
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-    };
+    let (storaged, catalogd) = (Api::at(&storaged), Api::at(&catalogd));
     let ready_timeout = Duration::from_secs(args.ready_timeout_secs);
     // A name of its own per run, so URL mode can run again against the same stack.
     let name = format!(
@@ -331,7 +165,7 @@ async fn run(args: Args, children: Children) -> ExitCode {
     );
     let expected_id = uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string();
     let register = |objects: Value, fingerprint: &str| json!({"name": name, "schema_fingerprint": fingerprint, "objects": objects, "row_count": 100});
-    let dataset_url = format!("{catalogd}/v1/datasets/{name}");
+    let dataset_path = format!("/v1/datasets/{name}");
 
     let mut passed = 0;
     let mut failed = 0;
@@ -351,40 +185,35 @@ async fn run(args: Args, children: Children) -> ExitCode {
 
     let t = Instant::now();
     let step1 = async {
-        http.wait_ready(&storaged, ready_timeout).await?;
-        let health = http.get(&format!("{storaged}/healthz")).await?;
-        expect(health.status == 200, || {
-            format!("/healthz: expected 200, got {}", health.status)
+        wait_ready(&storaged, ready_timeout).await?;
+        let health = storaged.get("/healthz").await?;
+        expect(health.code() == 200, || {
+            format!("/healthz: expected 200, got {}", health.code())
         })
     }
     .await;
     report(1, "storaged is healthy and ready", t, step1);
 
     let t = Instant::now();
-    let step2 = http.wait_ready(&catalogd, ready_timeout).await;
+    let step2 = wait_ready(&catalogd, ready_timeout).await;
     report(2, "catalogd is ready", t, step2);
 
     let t = Instant::now();
     let mut first = Value::Null;
     let step3 = async {
         let objects = json!([{"key": format!("lake/{name}/part-0.parquet"), "size": 1024}]);
-        let r = http
-            .post(
-                &format!("{catalogd}/v1/datasets"),
-                &register(objects, "sha256:one"),
-            )
-            .await?;
-        expect(r.status == 201, || {
-            format!("expected 201, got {} {}", r.status, r.json)
+        let r = catalogd.register(&register(objects, "sha256:one")).await?;
+        expect(r.code() == 201, || {
+            format!("expected 201, got {} {}", r.code(), r.json())
         })?;
-        check_eq("existing", &r.json["existing"], &json!(false))?;
+        check_eq("existing", &r.json()["existing"], &json!(false))?;
         check_eq(
             "dataset_id",
-            &r.json["manifest"]["dataset_id"],
+            &r.json()["manifest"]["dataset_id"],
             &json!(expected_id),
         )?;
-        check_eq("version", &r.json["manifest"]["version"], &json!(1))?;
-        first = r.json["manifest"].clone();
+        check_eq("version", &r.json()["manifest"]["version"], &json!(1))?;
+        first = r.json()["manifest"].clone();
         Ok(())
     }
     .await;
@@ -404,17 +233,14 @@ async fn run(args: Args, children: Children) -> ExitCode {
             {"key": format!("lake/{name}/part-1.parquet"), "size": 2048},
             {"key": format!("lake/{name}/part-2.parquet"), "size": 4096}
         ]);
-        let r = http
-            .post(
-                &format!("{catalogd}/v1/datasets"),
-                &register(objects.clone(), "sha256:one"),
-            )
+        let r = catalogd
+            .register(&register(objects.clone(), "sha256:one"))
             .await?;
-        expect(r.status == 200, || {
-            format!("expected 200, got {} {}", r.status, r.json)
+        expect(r.code() == 200, || {
+            format!("expected 200, got {} {}", r.code(), r.json())
         })?;
-        let m = &r.json["manifest"];
-        check_eq("existing", &r.json["existing"], &json!(true))?;
+        let m = &r.json()["manifest"];
+        check_eq("existing", &r.json()["existing"], &json!(true))?;
         check_eq("dataset_id", &m["dataset_id"], &json!(expected_id))?;
         check_eq("version", &m["version"], &json!(2))?;
         check_eq("objects", &m["objects"], &objects)?;
@@ -441,21 +267,18 @@ async fn run(args: Args, children: Children) -> ExitCode {
 
     let t = Instant::now();
     let step5 = async {
-        let r = http
-            .post(
-                &format!("{catalogd}/v1/datasets"),
-                &register(json!([]), "sha256:two"),
-            )
+        let r = catalogd
+            .register(&register(json!([]), "sha256:two"))
             .await?;
-        expect(r.status == 409, || {
-            format!("expected 409, got {} {}", r.status, r.json)
+        expect(r.code() == 409, || {
+            format!("expected 409, got {} {}", r.code(), r.json())
         })?;
-        check_eq("error", &r.json["error"], &json!("fingerprint_conflict"))?;
-        let g = http.get(&dataset_url).await?;
-        expect(g.status == 200, || {
-            format!("GET: expected 200, got {}", g.status)
+        check_eq("error", &r.json()["error"], &json!("fingerprint_conflict"))?;
+        let g = catalogd.get(&dataset_path).await?;
+        expect(g.code() == 200, || {
+            format!("GET: expected 200, got {}", g.code())
         })?;
-        check_eq("manifest after the conflict", &g.json, &second)
+        check_eq("manifest after the conflict", &g.json(), &second)
     }
     .await;
     report(5, "another fingerprint → 409, manifest unchanged", t, step5);
@@ -463,16 +286,14 @@ async fn run(args: Args, children: Children) -> ExitCode {
     let t = Instant::now();
     let step6 = async {
         stack.restart_catalogd()?;
-        http.wait_ready(&catalogd, ready_timeout).await?;
-        let g = http.get(&dataset_url).await?;
-        expect(g.status == 200, || {
-            format!("GET: expected 200, got {}", g.status)
+        wait_ready(&catalogd, ready_timeout).await?;
+        let g = catalogd.get(&dataset_path).await?;
+        expect(g.code() == 200, || {
+            format!("GET: expected 200, got {}", g.code())
         })?;
-        check_eq("manifest after the restart", &g.json, &second)?;
-        let l = http
-            .get(&format!("{catalogd}/v1/datasets?prefix={name}"))
-            .await?;
-        check_eq("list", &l.json["datasets"], &json!([second]))
+        check_eq("manifest after the restart", &g.json(), &second)?;
+        let l = catalogd.get(&format!("/v1/datasets?prefix={name}")).await?;
+        check_eq("list", &l.json()["datasets"], &json!([second]))
     }
     .await;
     report(
@@ -492,17 +313,14 @@ async fn run(args: Args, children: Children) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let children = Children::default();
-    let on_signal = children.clone();
     let code = actix_web::rt::System::new().block_on(async move {
         tokio::select! {
-            code = run(args, children) => code,
+            code = run(args) => code,
             _ = tokio::signal::ctrl_c() => {
                 println!("interrupted");
                 ExitCode::from(130)
             }
         }
     });
-    on_signal.kill_all();
     code
 }

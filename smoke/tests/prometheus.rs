@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-mod common;
-
-use common::{free_port, service_bins, Proc};
+use testkit::{free_port, Launch, Proc};
 
 fn tool(name: &str) -> PathBuf {
     let var = format!("{}_BIN", name.to_uppercase());
@@ -94,48 +92,21 @@ async fn query(client: &awc::Client, api: &str, q: &str) -> Result<Vec<(String, 
 async fn prometheus_scrapes_both_services_and_counts_the_datasets() {
     let prometheus = tool("prometheus");
     let promtool = tool("promtool");
-    let (storaged_bin, catalogd_bin) = service_bins();
     let dir = tempfile::tempdir().unwrap();
-    let (sp, cp, pp) = (free_port(), free_port(), free_port());
-    let storaged_url = format!("http://127.0.0.1:{sp}");
-    let catalogd_url = format!("http://127.0.0.1:{cp}");
-    let data = dir.path().join("data");
-    let _storaged = Proc::spawn(
-        &storaged_bin,
-        &[
-            "--listen",
-            &format!("127.0.0.1:{sp}"),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        dir.path(),
-        "storaged",
-    );
-    let _catalogd = Proc::spawn(
-        &catalogd_bin,
-        &[
-            "--listen",
-            &format!("127.0.0.1:{cp}"),
-            "--storaged-url",
-            &storaged_url,
-        ],
-        dir.path(),
-        "catalogd",
-    );
+    let pp = free_port();
+    let storaged = Launch::storaged(&dir.path().join("data"), free_port())
+        .log_dir(dir.path())
+        .spawn();
+    let catalogd = Launch::catalogd(&storaged.url(), free_port())
+        .log_dir(dir.path())
+        .spawn();
+    let (sp, cp) = (storaged.port, catalogd.port);
+    let (storaged_url, catalogd_url) = (storaged.url(), catalogd.url());
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
-    for base in [&storaged_url, &catalogd_url] {
-        wait_for(
-            "service ready",
-            Duration::from_secs(60),
-            async || match get(&client, &format!("{base}/readyz")).await? {
-                (200, _) => Ok(()),
-                (status, _) => Err(format!("{base}/readyz answered {status}")),
-            },
-        )
-        .await;
-    }
+    storaged.wait_ready().await;
+    catalogd.wait_ready().await;
 
     // Three datasets; the second register of `metrics.a` updates it and adds none.
     for name in ["metrics.a", "metrics.b", "metrics.c", "metrics.a"] {
@@ -166,16 +137,15 @@ async fn prometheus_scrapes_both_services_and_counts_the_datasets() {
         ),
     )
     .unwrap();
-    let prom = Proc::spawn(
-        &prometheus,
-        &[
-            &format!("--config.file={}", config.display()),
-            &format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
-            &format!("--web.listen-address=127.0.0.1:{pp}"),
-        ],
-        dir.path(),
-        "prometheus",
-    );
+    let mut command = Command::new(&prometheus);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{pp}"));
+    let prom = Proc::spawn(command, pp, dir.path().join("prometheus.log"));
     let api = format!("http://127.0.0.1:{pp}/api/v1");
 
     let health = wait_for("both targets up", Duration::from_secs(90), async || {

@@ -3,16 +3,13 @@
 
 use std::process::Command;
 
-mod common;
-
-use common::{free_port, service_bins};
+use testkit::{catalogd_bin, free_port, storaged_bin};
 
 #[test]
 fn six_steps_pass_against_the_real_binaries() {
-    let (storaged, catalogd) = service_bins();
     let out = Command::new(env!("CARGO_BIN_EXE_smoke"))
-        .env("SMOKE_STORAGED_BIN", &storaged)
-        .env("SMOKE_CATALOGD_BIN", &catalogd)
+        .env("SMOKE_STORAGED_BIN", storaged_bin())
+        .env("SMOKE_CATALOGD_BIN", catalogd_bin())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -9,35 +9,7 @@ use bytes::Bytes;
 use catalogd::config::{Overrides, Settings};
 use serde_json::{json, Value};
 
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: awc::http::header::HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-impl Reply {
-    pub(crate) fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not json ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts an error reply's status and JSON code, returning the message.
-    pub(crate) fn assert_error(&self, status: u16, code: &str) -> String {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "body: {:?}",
-            String::from_utf8_lossy(&self.body)
-        );
-        let json = self.json();
-        assert_eq!(json["error"], code, "{json}");
-        json["message"].as_str().unwrap().to_owned()
-    }
-}
+pub(crate) use testkit::Reply;
 
 /// A running storaged (in-process) with its data directory.
 pub(crate) struct Storaged {

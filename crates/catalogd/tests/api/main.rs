@@ -1,9 +1,8 @@
-//! catalogd over real HTTP: an in-process storaged and catalogd on port 0, and (in
-//! `process`) the real binaries as child processes.
+//! catalogd over real HTTP: an in-process storaged and catalogd on port 0. Tests of the
+//! real binaries live in `faults/tests/`.
 
 mod helpers;
 mod lookups;
 mod openapi;
-mod process;
 mod register;
 mod restart;

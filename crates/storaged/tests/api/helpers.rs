@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use awc::http::StatusCode;
 use bytes::Bytes;
 use storaged::config::{Overrides, Settings};
 use storaged::startup::Application;
@@ -17,35 +16,7 @@ pub(crate) struct TestApp {
     pub(crate) client: awc::Client,
 }
 
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: awc::http::header::HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-impl Reply {
-    pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not json ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts an error reply's status and JSON code, returning the message.
-    pub(crate) fn assert_error(&self, status: u16, code: &str) -> String {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "body: {:?}",
-            String::from_utf8_lossy(&self.body)
-        );
-        let json = self.json();
-        assert_eq!(json["error"], code, "{json}");
-        json["message"].as_str().unwrap().to_owned()
-    }
-}
+pub(crate) use testkit::Reply;
 
 pub(crate) fn client() -> awc::Client {
     awc::Client::builder()

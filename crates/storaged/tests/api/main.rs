@@ -1,5 +1,5 @@
 //! storaged integration tests: the real server on port 0 with a temporary data directory,
-//! driven over real HTTP (and, for crash and fault tests, the real binary).
+//! driven over real HTTP. Tests of the real binary live in `faults/tests/`.
 
 mod auth_metrics;
 mod conditional;
@@ -9,4 +9,3 @@ mod keys;
 mod list;
 mod objects;
 mod openapi;
-mod process;

@@ -1,34 +1,16 @@
-//! The real binaries, as child processes: a frozen storaged, two catalogd processes on
-//! one storaged, a corrupt manifest at start-up, SIGTERM.
+//! catalogd's real binary with a real storaged: a frozen storaged, two catalogd processes
+//! on one storaged, a corrupt manifest at start-up, SIGTERM, kill -9 storms.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use manifest_codec::layout::CHECKPOINT_KEY;
+use testkit::lake::{register_body, stored_version};
+use testkit::{free_port, Api, Launch, Proc};
 
-use crate::helpers::{body, Api};
-
-/// storaged's binary, built next to catalogd's (a test cannot use another package's
-/// `CARGO_BIN_EXE_*`, so build it if this run did not).
-fn storaged_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-            .args(["build", "--quiet", "-p", "storaged", "--bin", "storaged"])
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building storaged failed");
-        PathBuf::from(env!("CARGO_BIN_EXE_catalogd")).with_file_name("storaged")
-    })
-    .clone()
-}
-
-/// A number no earlier call returned (log files of restarted processes stay apart).
-fn unique() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+/// A register body for `name` with `n` objects.
+fn body(name: &str, fingerprint: &str, n: usize) -> serde_json::Value {
+    register_body(name, fingerprint, n, "part")
 }
 
 /// A pseudo-random number below `n` (the clock's nanoseconds: enough to vary kill moments).
@@ -41,131 +23,37 @@ fn jitter(n: u64) -> u64 {
     ) % n
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed on drop.
-struct Proc {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn api(&self) -> Api {
-        Api::new(self.port)
-    }
-}
-
-fn spawn(bin: PathBuf, args: &[String], env: &[(&str, &str)], log: PathBuf, port: u16) -> Proc {
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(bin)
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    Proc { child, port, log }
-}
-
+/// storaged on a free port with its data in `dir/data`.
 fn storaged(dir: &tempfile::TempDir) -> Proc {
-    storaged_on(dir, free_port())
+    Launch::storaged(&dir.path().join("data"), free_port())
+        .log_dir(dir.path())
+        .spawn()
 }
 
-fn storaged_on(dir: &tempfile::TempDir, port: u16) -> Proc {
-    spawn(
-        storaged_bin(),
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--data-dir".into(),
-            dir.path().join("data").display().to_string(),
-        ],
-        &[],
-        dir.path().join(format!("storaged-{port}-{}.log", unique())),
-        port,
-    )
+/// How to start catalogd on `port` against `storaged` with a storaged deadline of `timeout`.
+fn catalogd_launch(dir: &tempfile::TempDir, storaged: &Proc, port: u16, timeout: &str) -> Launch {
+    Launch::catalogd(&storaged.url(), port)
+        .env("CATALOGD_STORAGED_TIMEOUT", timeout)
+        .log_dir(dir.path())
 }
 
-fn catalogd(dir: &tempfile::TempDir, storaged_port: u16, timeout: &str) -> Proc {
-    catalogd_on(dir, storaged_port, free_port(), timeout)
-}
-
-fn catalogd_on(dir: &tempfile::TempDir, storaged_port: u16, port: u16, timeout: &str) -> Proc {
-    spawn(
-        PathBuf::from(env!("CARGO_BIN_EXE_catalogd")),
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--storaged-url".into(),
-            format!("http://127.0.0.1:{storaged_port}"),
-        ],
-        &[("CATALOGD_STORAGED_TIMEOUT", timeout)],
-        dir.path().join(format!("catalogd-{port}-{}.log", unique())),
-        port,
-    )
-}
-
-async fn wait_ready(p: &Proc) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = p.api().get("/readyz").await {
-            if r.status.as_u16() == 200 {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "not ready; log:\n{}", p.log());
-        actix_web::rt::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn stored_version(storaged: &Proc, name: &str) -> i64 {
-    let reply = storaged
-        .api()
-        .get_ok(&format!("/v1/objects/_catalog/manifests/{name}.parquet"))
-        .await;
-    assert_eq!(reply.status.as_u16(), 200);
-    manifest_codec::decode(&reply.body).unwrap().version
+fn catalogd(dir: &tempfile::TempDir, storaged: &Proc, timeout: &str) -> Proc {
+    catalogd_launch(dir, storaged, free_port(), timeout).spawn()
 }
 
 #[actix_web::test]
 async fn a_frozen_storaged_gives_a_timely_503_and_no_split_brain() {
     let dir = tempfile::tempdir().unwrap();
     let storaged = storaged(&dir);
-    let catalogd = catalogd(&dir, storaged.port, "1s");
-    wait_ready(&storaged).await;
-    wait_ready(&catalogd).await;
+    let catalogd = catalogd(&dir, &storaged, "1s");
+    storaged.wait_ready().await;
+    catalogd.wait_ready().await;
     let api = catalogd.api();
     assert_eq!(
-        api.register(&body("frozen", "fp", 1)).await.status.as_u16(),
+        api.register_ok(&body("frozen", "fp", 1))
+            .await
+            .status
+            .as_u16(),
         201
     );
     let before = api.get_ok("/v1/datasets/frozen").await.json();
@@ -173,7 +61,7 @@ async fn a_frozen_storaged_gives_a_timely_503_and_no_split_brain() {
     storaged.signal("-STOP");
     for name in ["frozen", "brand-new"] {
         let started = Instant::now();
-        let reply = api.register(&body(name, "fp", 2)).await;
+        let reply = api.register_ok(&body(name, "fp", 2)).await;
         let took = started.elapsed();
         reply.assert_error(503, "storage_unavailable");
         assert_eq!(reply.header("retry-after"), Some("1"));
@@ -192,17 +80,17 @@ async fn a_frozen_storaged_gives_a_timely_503_and_no_split_brain() {
     // The frozen writes may land once storaged runs again; catalogd re-reads before
     // trusting memory, so the next register continues from what is stored.
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    let reply = api.register(&body("frozen", "fp", 3)).await;
+    let reply = api.register_ok(&body("frozen", "fp", 3)).await;
     assert_eq!(reply.status.as_u16(), 200, "{:?}", reply.json());
     let version = reply.json()["manifest"]["version"].as_i64().unwrap();
-    assert_eq!(version, stored_version(&storaged, "frozen").await);
+    assert_eq!(version, stored_version(&storaged.api(), "frozen").await);
     assert!(version == 2 || version == 3, "{version}");
-    let reply = api.register(&body("brand-new", "fp", 3)).await;
+    let reply = api.register_ok(&body("brand-new", "fp", 3)).await;
     let status = reply.status.as_u16();
     assert!(status == 200 || status == 201, "{status}");
     assert_eq!(
         reply.json()["manifest"]["version"].as_i64().unwrap(),
-        stored_version(&storaged, "brand-new").await
+        stored_version(&storaged.api(), "brand-new").await
     );
     // A restarted catalogd sees exactly what the running one serves.
     let fresh = catalogd_again(&dir, &storaged).await;
@@ -219,8 +107,8 @@ async fn a_frozen_storaged_gives_a_timely_503_and_no_split_brain() {
 }
 
 async fn catalogd_again(dir: &tempfile::TempDir, storaged: &Proc) -> Proc {
-    let p = catalogd(dir, storaged.port, "5s");
-    wait_ready(&p).await;
+    let p = catalogd(dir, storaged, "5s");
+    p.wait_ready().await;
     p
 }
 
@@ -231,11 +119,11 @@ async fn two_catalogd_processes_on_one_storaged_never_double_create_or_lose_an_u
     const REGISTERS_PER_TASK: usize = 5;
     let dir = tempfile::tempdir().unwrap();
     let storaged = storaged(&dir);
-    let a = catalogd(&dir, storaged.port, "5s");
-    let b = catalogd(&dir, storaged.port, "5s");
-    wait_ready(&storaged).await;
-    wait_ready(&a).await;
-    wait_ready(&b).await;
+    let a = catalogd(&dir, &storaged, "5s");
+    let b = catalogd(&dir, &storaged, "5s");
+    storaged.wait_ready().await;
+    a.wait_ready().await;
+    b.wait_ready().await;
 
     let jobs: Vec<(Api, usize)> = [a.api(), b.api()]
         .into_iter()
@@ -245,7 +133,9 @@ async fn two_catalogd_processes_on_one_storaged_never_double_create_or_lose_an_u
         .map(|(api, n)| async move {
             let mut out = Vec::new();
             for _ in 0..REGISTERS_PER_TASK {
-                let reply = api.register(&body(&format!("shared.n{n}"), "fp", 1)).await;
+                let reply = api
+                    .register_ok(&body(&format!("shared.n{n}"), "fp", 1))
+                    .await;
                 let status = reply.status.as_u16();
                 let version = reply.json()["manifest"]["version"].as_i64().unwrap_or(-1);
                 out.push((n, status, version));
@@ -267,7 +157,7 @@ async fn two_catalogd_processes_on_one_storaged_never_double_create_or_lose_an_u
         let expected: Vec<i64> = (1..=i64::try_from(per_name).unwrap()).collect();
         assert_eq!(versions, expected, "name {n}: duplicate or lost versions");
         assert_eq!(
-            stored_version(&storaged, &format!("shared.n{n}")).await,
+            stored_version(&storaged.api(), &format!("shared.n{n}")).await,
             i64::try_from(per_name).unwrap()
         );
     }
@@ -286,7 +176,7 @@ async fn two_catalogd_processes_on_one_storaged_never_double_create_or_lose_an_u
 async fn a_corrupt_manifest_makes_the_binary_exit_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let storaged = storaged(&dir);
-    wait_ready(&storaged).await;
+    storaged.wait_ready().await;
     let api = storaged.api();
     let reply = api
         .send(
@@ -299,7 +189,7 @@ async fn a_corrupt_manifest_makes_the_binary_exit_naming_the_key() {
         .await
         .unwrap();
     assert!(reply.status.is_success());
-    let mut catalogd = catalogd(&dir, storaged.port, "5s");
+    let mut catalogd = catalogd(&dir, &storaged, "5s");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = catalogd.child.try_wait().unwrap() {
@@ -315,7 +205,7 @@ async fn a_corrupt_manifest_makes_the_binary_exit_naming_the_key() {
         actix_web::rt::time::sleep(Duration::from_millis(25)).await;
     };
     assert!(!status.success());
-    let log = catalogd.log();
+    let log = catalogd.log_text();
     assert!(log.contains("_catalog/manifests/broken.parquet"), "{log}");
 }
 
@@ -323,19 +213,19 @@ async fn a_corrupt_manifest_makes_the_binary_exit_naming_the_key() {
 async fn sigterm_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let storaged = storaged(&dir);
-    let mut catalogd = catalogd(&dir, storaged.port, "5s");
-    wait_ready(&storaged).await;
-    wait_ready(&catalogd).await;
+    let mut catalogd = catalogd(&dir, &storaged, "5s");
+    storaged.wait_ready().await;
+    catalogd.wait_ready().await;
     // Registers that no periodic checkpoint has seen (the interval is 60 s): shutdown
     // writes one, so the next start reads one file.
     for i in 0..5 {
         let reply = catalogd
             .api()
-            .register(&crate::helpers::body(&format!("term.d{i}"), "fp", 2))
+            .register_ok(&body(&format!("term.d{i}"), "fp", 2))
             .await;
         assert_eq!(reply.status.as_u16(), 201);
     }
-    let checkpoint = format!("/v1/objects/{}", manifest_codec::layout::CHECKPOINT_KEY);
+    let checkpoint = format!("/v1/objects/{CHECKPOINT_KEY}");
     assert_eq!(
         storaged.api().get_ok(&checkpoint).await.status.as_u16(),
         404
@@ -349,7 +239,7 @@ async fn sigterm_drains_and_exits_zero() {
         assert!(Instant::now() < deadline, "catalogd ignored SIGTERM");
         actix_web::rt::time::sleep(Duration::from_millis(25)).await;
     };
-    assert!(status.success(), "{status:?}\n{}", catalogd.log());
+    assert!(status.success(), "{status:?}\n{}", catalogd.log_text());
     let stored = storaged.api().get_ok(&checkpoint).await;
     assert_eq!(stored.status.as_u16(), 200, "no checkpoint at shutdown");
     assert_eq!(
@@ -374,10 +264,10 @@ enum Victim {
 async fn kill_storm(victim: Victim, kills: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut storaged = storaged(&dir);
-    wait_ready(&storaged).await;
+    storaged.wait_ready().await;
     let catalogd_port = free_port();
-    let mut catalogd = catalogd_on(&dir, storaged.port, catalogd_port, "2s");
-    wait_ready(&catalogd).await;
+    let mut catalogd = catalogd_launch(&dir, &storaged, catalogd_port, "2s").spawn();
+    catalogd.wait_ready().await;
 
     let stop = std::rc::Rc::new(std::cell::Cell::new(false));
     // Per name: the highest acknowledged version and its object list.
@@ -429,16 +319,12 @@ async fn kill_storm(victim: Victim, kills: usize) {
             actix_web::rt::time::sleep(Duration::from_millis(150 + jitter(350))).await;
             match victim {
                 Victim::Storaged => {
-                    storaged.signal("-KILL");
-                    let _ = storaged.child.wait();
-                    storaged = storaged_on(&dir, storaged.port);
-                    wait_ready(&storaged).await;
+                    storaged.restart();
+                    storaged.wait_ready().await;
                 }
                 Victim::Catalogd => {
-                    catalogd.signal("-KILL");
-                    let _ = catalogd.child.wait();
-                    catalogd = catalogd_on(&dir, storaged.port, catalogd_port, "2s");
-                    wait_ready(&catalogd).await;
+                    catalogd.restart();
+                    catalogd.wait_ready().await;
                 }
             }
         }
@@ -518,11 +404,7 @@ async fn check_nothing_lost(
 
 /// 5 kills in `make test`, 20 in `make chaos` (which sets `CHAOS`).
 fn kills() -> usize {
-    if std::env::var("CHAOS").is_ok_and(|v| !v.is_empty() && v != "0") {
-        20
-    } else {
-        5
-    }
+    faults::sized(5, 20)
 }
 
 #[actix_web::test]

@@ -1,0 +1,33 @@
+//! The one harness for the real `storaged` and `catalogd` binaries, shared by the smoke
+//! harness, the benchmarks, the fault suite and every test that runs a real process.
+//!
+//! - [`bin`]: the service binaries of this build's profile (built once per test run);
+//! - [`Launch`]: how to start a service (flags, environment, an optional wrapper such as
+//!   strace, where its log goes), reusable for restarts;
+//! - [`Proc`]: a running child in a process group of its own: readiness waits, signals,
+//!   restart, group kills; killed on drop, its log printed when the test fails;
+//! - [`Api`] and [`Reply`]: one small HTTP client; [`lake`] has the catalog-level helpers
+//!   (register bodies, full listings, the stored manifest of a name).
+
+mod bins;
+mod client;
+pub mod lake;
+mod process;
+
+pub use bins::{bin, catalogd_bin, storaged_bin};
+pub use client::{Api, Reply};
+pub use process::{free_port, storaged_and_catalogd, unique, Launch, Proc};
+
+/// Whether this is the long `make chaos` tier (`CHAOS` set and not `0`).
+pub fn chaos() -> bool {
+    std::env::var("CHAOS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `fast` in `make test`, `long` in `make chaos`.
+pub fn sized(fast: usize, long: usize) -> usize {
+    if chaos() {
+        long
+    } else {
+        fast
+    }
+}
