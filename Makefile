@@ -7,7 +7,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all test fmt fmt-check lint build bench chaos venv fuzz run clean docker-base compose-up compose-down compose-test
+.PHONY: all test unit fmt fmt-check lint build bench chaos venv fuzz run clean docker-base compose-up compose-down compose-test
 
 all: build
 
@@ -15,6 +15,17 @@ all: build
 test: fmt-check lint venv
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
+
+## unit: the fast loop: every test that needs no root, no strace, no Python and no
+## Prometheus (unit tests, in-process services, the real binaries through testkit).
+## `make test` stays the full gate that CI runs.
+UNIT_FAULTS := --test proxy --test hostile --test auth --test catalogd_process --test storaged_process
+unit:
+	$(CARGO) test --workspace --locked --lib --bins
+	$(CARGO) test --locked -p manifest-codec --test identity --test golden --test roundtrip --test decode_errors
+	$(CARGO) test --locked -p storaged -p catalogd --test api
+	$(CARGO) test --locked -p smoke --test smoke
+	$(CARGO) test --locked -p faults $(UNIT_FAULTS) -- --skip a_failed_fsync
 
 fmt:
 	$(CARGO) fmt --all
@@ -32,7 +43,7 @@ build:
 ## product beside the machine's ceilings (table on stdout, JSON in target/bench/results.json)
 bench:
 	$(CARGO) bench -p manifest-codec --bench codec --locked
-	$(CARGO) build --release --locked -p storaged -p catalogd -p bench
+	$(CARGO) build --workspace --release --locked
 	./target/release/lake-bench $(BENCH_ARGS)
 
 ## chaos: the long tier of the fault suite (docs/reliability.md); never part of `make test`
@@ -57,9 +68,10 @@ fuzz:
 	cp crates/manifest-codec/tests/golden/v1/no_objects.parquet crates/manifest-codec/tests/golden/v1/three_objects.parquet crates/manifest-codec/fuzz/corpus/decode/
 	cd crates/manifest-codec && $(CARGO) fuzz run --sanitizer none -O decode fuzz/corpus/decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
 
-## run: start storaged and catalogd on 127.0.0.1 (8101/8102) with data under ./data
-run:
-	$(CARGO) build --release --locked -p storaged -p catalogd
+## run: start storaged and catalogd on 127.0.0.1 (8101/8102) with data under ./data.
+## The build is `make build`'s (the whole workspace: building two packages alone would
+## unify features differently and rebuild what `make build` just built).
+run: build
 	scripts/run.sh
 
 ## docker-base: the offline base image lake/base:bookworm (debootstrap + docker import)
@@ -70,8 +82,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 OFFLINE_IMAGES := LAKE_DOCKERFILE=docker/Dockerfile.prebuilt LAKE_BASE_IMAGE=lake/base:bookworm
 
 ## compose-up: the compose stack from host-built binaries, with no image registry
-compose-up: docker-base
-	$(CARGO) build --release --locked -p storaged -p catalogd
+compose-up: docker-base build
 	$(OFFLINE_IMAGES) $(COMPOSE) up -d --build
 
 compose-down:

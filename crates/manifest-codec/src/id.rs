@@ -1,4 +1,4 @@
-//! Dataset identity (design §1).
+//! Dataset identity (docs/contracts.md §1).
 
 use uuid::Uuid;
 

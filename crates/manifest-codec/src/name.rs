@@ -1,4 +1,4 @@
-//! Dataset names: exactly one spelling per dataset (design §2).
+//! Dataset names: exactly one spelling per dataset (docs/contracts.md §2).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Dataset identity (design §1): reference vectors and properties of the derivation.
+//! Dataset identity (docs/contracts.md §1): reference vectors and properties of the derivation.
 
 use std::collections::HashMap;
 

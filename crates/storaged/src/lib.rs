@@ -1,6 +1,6 @@
 //! storaged: a durable object store over HTTP.
 //!
-//! Objects are byte strings under keys (design §6). A write is acknowledged only once it is
+//! Objects are byte strings under keys (docs/contracts.md §6, §7). A write is acknowledged only once it is
 //! on stable storage (temp file → fsync → rename → fsync directories); readers see the old
 //! version or the new one, never a mix; `If-None-Match: *` and `If-Match` are atomic per
 //! key; listings are sorted by key bytes and paginated without a cap.

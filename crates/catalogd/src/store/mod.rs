@@ -8,10 +8,14 @@ use manifest_codec::{DatasetName, Manifest};
 
 mod http;
 mod instrumented;
+#[cfg(test)]
 mod memory;
+#[cfg(test)]
+mod tests;
 
 pub use http::HttpManifestStore;
 pub use instrumented::Instrumented;
+#[cfg(test)]
 pub use memory::{Fault, MemoryStore};
 
 /// A manifest as stored, with the entity tag that conditional writes refer to.

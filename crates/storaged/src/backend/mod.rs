@@ -1,6 +1,6 @@
 //! The storage seam: what the HTTP layer needs from a place that keeps objects.
 //!
-//! [`LocalFs`] is the durable production backend; [`Memory`] is the fake for tests. Both
+//! [`LocalFs`] is the durable production backend; `Memory` is the fake for tests. Both
 //! run the shared [`conformance`] suite. The seam speaks storage, not HTTP: every method
 //! fails with a [`StorageError`], and `crate::Error` maps that to a status in one place.
 
@@ -18,6 +18,7 @@ mod error;
 mod etag;
 pub mod fs;
 mod local;
+#[cfg(test)]
 mod memory;
 #[cfg(test)]
 mod power_loss;
@@ -27,6 +28,7 @@ mod simfs;
 pub use error::{BodyError, StorageError};
 pub use etag::ETag;
 pub use local::{FsyncPolicy, LocalFs, OpenReport};
+#[cfg(test)]
 pub use memory::Memory;
 
 /// What is known about a stored object.

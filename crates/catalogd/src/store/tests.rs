@@ -1,13 +1,13 @@
-//! One conformance suite for every `ManifestStore`, and the register contract over a real
-//! storaged (in-process, port 0): two catalogs sharing one storaged stand in for two
-//! catalogd processes.
+//! One conformance suite for every `ManifestStore` (the memory fake and storaged over HTTP,
+//! in-process on port 0), and the register contract over a real storaged: two catalogs
+//! sharing one storaged stand in for two catalogd processes.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use catalogd::catalog::{Catalog, CatalogError, RegisterRequest, SystemClock};
-use catalogd::store::{HttpManifestStore, ManifestStore, MemoryStore, StoreError, WriteCondition};
+use super::{HttpManifestStore, ManifestStore, MemoryStore, StoreError, WriteCondition};
+use crate::catalog::{Catalog, CatalogError, RegisterRequest, Registered, SystemClock};
 use manifest_codec::{dataset_id, DatasetName, Manifest, SchemaFingerprint, Timestamp};
 
 fn name(n: &str) -> DatasetName {
@@ -141,7 +141,7 @@ async fn a_corrupt_manifest_is_reported_with_its_key() {
     }
 }
 
-async fn work(catalog: &Catalog, names: &[String]) -> Vec<catalogd::catalog::Registered> {
+async fn work(catalog: &Catalog, names: &[String]) -> Vec<Registered> {
     let jobs = names
         .iter()
         .flat_map(|n| (0..5).map(move |_| n.clone()))
