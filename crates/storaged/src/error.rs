@@ -61,12 +61,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error, recognising a full disk.
     pub fn io(op: &'static str, source: std::io::Error) -> Self {
-        match source.kind() {
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                Self::InsufficientStorage(source)
-            }
-            _ => Self::Io { op, source },
-        }
+        StorageError::io(op, source).into()
     }
 
     /// The stable machine-readable code in the JSON body, also the `errors_total` label.

@@ -119,75 +119,14 @@ pub(crate) async fn spawn_stack() -> Stack {
     }
 }
 
-/// A JSON client for one server.
-#[derive(Clone)]
-pub(crate) struct Api {
-    pub(crate) base: String,
-    client: awc::Client,
-}
+pub(crate) use testkit::Api;
 
-impl Api {
-    pub(crate) fn new(port: u16) -> Self {
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .finish(),
-        }
-    }
-
-    pub(crate) async fn send(
-        &self,
-        req: awc::ClientRequest,
-        body: Option<Bytes>,
-    ) -> Result<Reply, String> {
-        let mut res = match body {
-            Some(body) => req.send_body(body).await,
-            None => req.send().await,
-        }
-        .map_err(|e| e.to_string())?;
-        let body = res
-            .body()
-            .limit(512 * 1024 * 1024)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Reply {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body,
-        })
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Result<Reply, String> {
-        self.send(self.client.get(format!("{}{path}", self.base)), None)
-            .await
-    }
-
-    pub(crate) async fn get_ok(&self, path: &str) -> Reply {
-        self.get(path).await.unwrap()
-    }
-
-    pub(crate) fn request(&self, method: awc::http::Method, path: &str) -> awc::ClientRequest {
-        self.client.request(method, format!("{}{path}", self.base))
-    }
-
-    pub(crate) async fn post_raw(&self, path: &str, body: impl Into<Bytes>) -> Reply {
-        let req = self
-            .request(awc::http::Method::POST, path)
-            .insert_header(("content-type", "application/json"));
-        self.send(req, Some(body.into())).await.unwrap()
-    }
-
-    pub(crate) async fn register(&self, body: &Value) -> Reply {
-        self.post_raw("/v1/datasets", serde_json::to_vec(body).unwrap())
-            .await
-    }
-
-    pub(crate) async fn delete(&self, path: &str) -> Reply {
-        self.send(self.request(awc::http::Method::DELETE, path), None)
-            .await
-            .unwrap()
-    }
+/// POST `body` to `path` as JSON, whatever the bytes are.
+pub(crate) async fn post_raw(api: &Api, path: &str, body: impl Into<Bytes>) -> Reply {
+    let req = api
+        .request(awc::http::Method::POST, path)
+        .insert_header(("content-type", "application/json"));
+    api.send(req, Some(body.into())).await.unwrap()
 }
 
 /// A register body with `n` objects under `lake/<name>/`.
@@ -198,47 +137,18 @@ pub(crate) fn body(name: &str, fingerprint: &str, n: usize) -> Value {
     json!({"name": name, "schema_fingerprint": fingerprint, "objects": objects, "row_count": 42})
 }
 
-/// Every dataset catalogd lists, walking all pages.
-pub(crate) async fn list_all(api: &Api) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let path = match &token {
-            Some(t) => format!("/v1/datasets?limit=1000&page_token={t}"),
-            None => "/v1/datasets?limit=1000".to_owned(),
-        };
-        let reply = api.get_ok(&path).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        let json = reply.json();
-        out.extend(json["datasets"].as_array().unwrap().iter().cloned());
-        match json["next_page_token"].as_str() {
-            Some(t) => token = Some(t.to_owned()),
-            None => return out,
-        }
-    }
-}
+pub(crate) use testkit::lake::list_all;
 
 /// The manifest object as storaged holds it.
 pub(crate) async fn stored_manifest(storaged: &Storaged, name: &str) -> Option<Bytes> {
-    let reply = Api::new(storaged.port)
-        .get_ok(&format!("/v1/objects/_catalog/manifests/{name}.parquet"))
-        .await;
-    match reply.status.as_u16() {
-        200 => Some(reply.body),
-        404 => None,
-        other => panic!("storaged answered {other}"),
-    }
+    testkit::lake::stored_manifest(&Api::new(storaged.port), name).await
 }
 
 /// Every key under `_catalog/` in storaged.
 pub(crate) async fn catalog_keys(storaged: &Storaged) -> Vec<String> {
-    let reply = Api::new(storaged.port)
-        .get_ok("/v1/objects?prefix=_catalog%2F&limit=10000")
-        .await;
-    reply.json()["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["key"].as_str().unwrap().to_owned())
+    testkit::lake::objects(&Api::new(storaged.port), "_catalog%2F")
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
         .collect()
 }

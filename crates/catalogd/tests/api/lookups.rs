@@ -18,7 +18,7 @@ async fn get_etag_304_and_delete_then_recreate() {
     assert!(message.contains("name"), "{message}");
 
     assert_eq!(
-        api.register(&body("sales.orders_2024", "fp", 2))
+        api.register_ok(&body("sales.orders_2024", "fp", 2))
             .await
             .status
             .as_u16(),
@@ -50,7 +50,7 @@ async fn get_etag_304_and_delete_then_recreate() {
         .unwrap();
     assert_eq!(listed.status.as_u16(), 304);
 
-    api.register(&body("sales.orders_2024", "fp", 3)).await;
+    api.register_ok(&body("sales.orders_2024", "fp", 3)).await;
     let second = api.send(conditional(etag1.clone()), None).await.unwrap();
     assert_eq!(second.status.as_u16(), 200);
     let etag2 = second.header("etag").unwrap().to_owned();
@@ -60,6 +60,7 @@ async fn get_etag_304_and_delete_then_recreate() {
     assert_eq!(
         api.delete("/v1/datasets/sales.orders_2024")
             .await
+            .unwrap()
             .status
             .as_u16(),
         204
@@ -72,9 +73,10 @@ async fn get_etag_304_and_delete_then_recreate() {
         .assert_error(404, "not_found");
     api.delete("/v1/datasets/sales.orders_2024")
         .await
+        .unwrap()
         .assert_error(404, "not_found");
     assert_eq!(
-        api.register(&body("sales.orders_2024", "fp", 2))
+        api.register_ok(&body("sales.orders_2024", "fp", 2))
             .await
             .status
             .as_u16(),
@@ -98,9 +100,9 @@ async fn get_etag_304_and_delete_then_recreate() {
         200
     );
     // Another fingerprint is fine after a delete: it is a new dataset.
-    api.delete("/v1/datasets/sales.orders_2024").await;
+    api.delete("/v1/datasets/sales.orders_2024").await.unwrap();
     assert_eq!(
-        api.register(&body("sales.orders_2024", "fp-new", 1))
+        api.register_ok(&body("sales.orders_2024", "fp-new", 1))
             .await
             .status
             .as_u16(),
@@ -112,8 +114,8 @@ async fn get_etag_304_and_delete_then_recreate() {
 async fn manifest_parquet_is_the_stored_bytes() {
     let stack = spawn_stack().await;
     let api = &stack.api;
-    api.register(&body("pq.one", "fp", 5)).await;
-    api.register(&body("pq.one", "fp", 4)).await;
+    api.register_ok(&body("pq.one", "fp", 5)).await;
+    api.register_ok(&body("pq.one", "fp", 4)).await;
     let reply = api.get_ok("/v1/datasets/pq.one/manifest.parquet").await;
     assert_eq!(reply.status.as_u16(), 200);
     assert_eq!(
@@ -133,7 +135,7 @@ async fn manifest_parquet_is_the_stored_bytes() {
         .assert_error(404, "not_found");
 
     // A dataset named `by-id` keeps both of its routes.
-    api.register(&body("by-id", "fp", 1)).await;
+    api.register_ok(&body("by-id", "fp", 1)).await;
     assert_eq!(
         api.get_ok("/v1/datasets/by-id").await.json()["name"],
         "by-id"
@@ -151,7 +153,7 @@ async fn manifest_parquet_is_the_stored_bytes() {
 async fn by_id() {
     let stack = spawn_stack().await;
     let api = &stack.api;
-    api.register(&body("orders", "fp", 1)).await;
+    api.register_ok(&body("orders", "fp", 1)).await;
     let got = api
         .get_ok("/v1/datasets/by-id/1f2906ae-f562-564c-aa86-f487c2afa750")
         .await;
@@ -165,7 +167,7 @@ async fn by_id() {
         .await
         .assert_error(400, "invalid_request");
     assert!(message.contains("UUID"), "{message}");
-    api.delete("/v1/datasets/orders").await;
+    api.delete("/v1/datasets/orders").await.unwrap();
     api.get_ok("/v1/datasets/by-id/1f2906ae-f562-564c-aa86-f487c2afa750")
         .await
         .assert_error(404, "not_found");
@@ -180,7 +182,7 @@ async fn list_sorted_paginated_with_prefix() {
     names.push("ds".into());
     for name in names.iter().rev() {
         assert_eq!(
-            api.register(&body(name, "fp", 1)).await.status.as_u16(),
+            api.register_ok(&body(name, "fp", 1)).await.status.as_u16(),
             201
         );
     }

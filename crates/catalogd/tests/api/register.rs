@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    body, catalog_keys, catalogd_settings, list_all, spawn_stack, start_catalogd, stored_manifest,
-    wait_ready, Api,
+    body, catalog_keys, catalogd_settings, list_all, post_raw, spawn_stack, start_catalogd,
+    stored_manifest, wait_ready, Api,
 };
 
 fn is_rfc3339_micros_utc(v: &Value) -> bool {
@@ -18,7 +18,7 @@ async fn create_update_conflict() {
     let stack = spawn_stack().await;
     let api = &stack.api;
 
-    let created = api.register(&body("orders", "fp-1", 3)).await;
+    let created = api.register_ok(&body("orders", "fp-1", 3)).await;
     assert_eq!(created.status.as_u16(), 201, "{:?}", created.json());
     let json = created.json();
     assert_eq!(json["existing"], false);
@@ -40,7 +40,7 @@ async fn create_update_conflict() {
     let mut again = body("orders", "fp-1", 1);
     again["objects"] = json!([{"key": "lake/orders/v2.parquet", "size": 7}]);
     again["row_count"] = Value::Null;
-    let updated = api.register(&again).await;
+    let updated = api.register_ok(&again).await;
     assert_eq!(updated.status.as_u16(), 200, "{:?}", updated.json());
     let json = updated.json();
     assert_eq!(json["existing"], true);
@@ -57,7 +57,7 @@ async fn create_update_conflict() {
     assert_ne!(updated.header("etag"), created.header("etag"));
 
     let stored_before = stored_manifest(&stack.storaged, "orders").await.unwrap();
-    let conflict = api.register(&body("orders", "fp-2", 1)).await;
+    let conflict = api.register_ok(&body("orders", "fp-2", 1)).await;
     conflict.assert_error(409, "fingerprint_conflict");
     let json = conflict.json();
     assert_eq!(json["name"], "orders");
@@ -73,7 +73,7 @@ async fn create_update_conflict() {
     // However many registers, one manifest object and one id.
     for _ in 0..5 {
         assert_eq!(
-            api.register(&body("orders", "fp-1", 2))
+            api.register_ok(&body("orders", "fp-1", 2))
                 .await
                 .status
                 .as_u16(),
@@ -92,7 +92,10 @@ async fn bad_bodies_are_400_naming_the_problem_and_change_nothing() {
     let stack = spawn_stack().await;
     let api = &stack.api;
     assert_eq!(
-        api.register(&body("kept", "fp", 1)).await.status.as_u16(),
+        api.register_ok(&body("kept", "fp", 1))
+            .await
+            .status
+            .as_u16(),
         201
     );
     let keys_before = catalog_keys(&stack.storaged).await;
@@ -187,7 +190,7 @@ async fn bad_bodies_are_400_naming_the_problem_and_change_nothing() {
         (json!(["not", "an", "object"]), "invalid register body"),
     ];
     for (bad, needle) in &cases {
-        let reply = api.register(bad).await;
+        let reply = api.register_ok(bad).await;
         let message = reply.assert_error(400, "invalid_request");
         assert!(
             message.contains(needle),
@@ -200,12 +203,12 @@ async fn bad_bodies_are_400_naming_the_problem_and_change_nothing() {
         b"{\"name\": \"kept\", \"schema_fingerprint\": \"fp\", \"objects\": [{\"key\": \"a\", \"size\": 1e400}]}",
         &[0xff, 0xfe, b'{'],
     ] {
-        api.post_raw("/v1/datasets", raw.to_vec())
+        post_raw(api, "/v1/datasets", raw.to_vec())
             .await
             .assert_error(400, "invalid_request");
     }
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    api.post_raw("/v1/datasets", deep)
+    post_raw(api, "/v1/datasets", deep)
         .await
         .assert_error(400, "invalid_request");
 
@@ -239,7 +242,7 @@ async fn bad_bodies_are_400_naming_the_problem_and_change_nothing() {
 async fn body_limit_is_413_and_a_100k_object_manifest_fits_the_default() {
     let stack = spawn_stack().await;
     let big = body("big", "fp", 100_000);
-    let reply = stack.api.register(&big).await;
+    let reply = stack.api.register_ok(&big).await;
     assert_eq!(
         reply.status.as_u16(),
         201,
@@ -255,7 +258,7 @@ async fn body_limit_is_413_and_a_100k_object_manifest_fits_the_default() {
     let small = start_catalogd(settings).await;
     wait_ready(small.port).await;
     let api = Api::new(small.port);
-    let reply = api.register(&body("toolarge", "fp", 100)).await;
+    let reply = api.register_ok(&body("toolarge", "fp", 100)).await;
     let message = reply.assert_error(413, "payload_too_large");
     assert!(message.contains("1024"), "{message}");
     // A chunked body (no Content-Length) is cut off too.
@@ -277,14 +280,17 @@ async fn body_limit_is_413_and_a_100k_object_manifest_fits_the_default() {
 async fn storaged_down_is_503_with_retry_after_and_reads_still_work() {
     let stack = spawn_stack().await;
     let api = &stack.api;
-    assert_eq!(api.register(&body("a", "fp", 1)).await.status.as_u16(), 201);
+    assert_eq!(
+        api.register_ok(&body("a", "fp", 1)).await.status.as_u16(),
+        201
+    );
     let before = api.get_ok("/v1/datasets/a").await.json();
     stack.storaged.handle.stop(false).await;
 
     for reply in [
-        api.register(&body("a", "fp", 2)).await,
-        api.register(&body("new-one", "fp", 2)).await,
-        api.delete("/v1/datasets/a").await,
+        api.register_ok(&body("a", "fp", 2)).await,
+        api.register_ok(&body("new-one", "fp", 2)).await,
+        api.delete("/v1/datasets/a").await.unwrap(),
     ] {
         reply.assert_error(503, "storage_unavailable");
         assert_eq!(reply.header("retry-after"), Some("1"));
@@ -309,11 +315,11 @@ async fn storaged_down_is_503_with_retry_after_and_reads_still_work() {
 async fn metrics_count_outcomes_and_datasets() {
     let stack = spawn_stack().await;
     let api = &stack.api;
-    api.register(&body("m.one", "fp", 1)).await;
-    api.register(&body("m.one", "fp", 1)).await;
-    api.register(&body("m.one", "other", 1)).await;
-    api.register(&body("m.two", "fp", 1)).await;
-    api.register(&json!({"name": "BAD"})).await;
+    api.register_ok(&body("m.one", "fp", 1)).await;
+    api.register_ok(&body("m.one", "fp", 1)).await;
+    api.register_ok(&body("m.one", "other", 1)).await;
+    api.register_ok(&body("m.two", "fp", 1)).await;
+    api.register_ok(&json!({"name": "BAD"})).await;
     let reply = api.get_ok("/metrics").await;
     assert_eq!(reply.status.as_u16(), 200);
     let text = String::from_utf8(reply.body.to_vec()).unwrap();

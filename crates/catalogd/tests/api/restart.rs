@@ -19,11 +19,11 @@ async fn a_thousand_datasets_survive_a_restart_unchanged() {
             let api = api.clone();
             async move {
                 let name = format!("restart.ds-{i:04}");
-                let reply = api.register(&body(&name, "fp", i % 7)).await;
+                let reply = api.register_ok(&body(&name, "fp", i % 7)).await;
                 assert_eq!(reply.status.as_u16(), 201);
                 if i % 10 == 0 {
                     assert_eq!(
-                        api.register(&body(&name, "fp", 2)).await.status.as_u16(),
+                        api.register_ok(&body(&name, "fp", 2)).await.status.as_u16(),
                         200
                     );
                 }
@@ -58,7 +58,9 @@ async fn a_thousand_datasets_survive_a_restart_unchanged() {
     );
     // The version sequence continues.
     assert_eq!(
-        api.register(&body("restart.ds-0010", "fp", 1)).await.json()["manifest"]["version"],
+        api.register_ok(&body("restart.ds-0010", "fp", 1))
+            .await
+            .json()["manifest"]["version"],
         3
     );
 }
@@ -84,7 +86,7 @@ async fn not_ready_until_storaged_answers_then_ready() {
         api.get_ok("/v1/datasets/a")
             .await
             .assert_error(503, "not_ready");
-        api.register(&body("a", "fp", 1))
+        api.register_ok(&body("a", "fp", 1))
             .await
             .assert_error(503, "not_ready");
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
@@ -104,7 +106,10 @@ async fn not_ready_until_storaged_answers_then_ready() {
         .unwrap();
     actix_web::rt::spawn(app.run_until_stopped());
     wait_ready(catalogd.port).await;
-    assert_eq!(api.register(&body("a", "fp", 1)).await.status.as_u16(), 201);
+    assert_eq!(
+        api.register_ok(&body("a", "fp", 1)).await.status.as_u16(),
+        201
+    );
 }
 
 async fn plant(storaged: &Storaged, key: &str, bytes: Vec<u8>) {
@@ -160,7 +165,7 @@ async fn a_corrupt_manifest_stops_start_up_naming_its_key() {
         let storaged = spawn_storaged().await;
         let good = spawn_catalogd(&storaged.url()).await;
         for name in ["aa", "bb", "cc"] {
-            Api::new(good.port).register(&body(name, "fp", 1)).await;
+            Api::new(good.port).register_ok(&body(name, "fp", 1)).await;
         }
         good.handle.stop(true).await;
         let key = format!(
@@ -179,7 +184,9 @@ async fn a_corrupt_manifest_stops_start_up_naming_its_key() {
 async fn a_foreign_key_or_a_misplaced_manifest_stops_start_up() {
     let storaged = spawn_storaged().await;
     let good = spawn_catalogd(&storaged.url()).await;
-    Api::new(good.port).register(&body("alpha", "fp", 1)).await;
+    Api::new(good.port)
+        .register_ok(&body("alpha", "fp", 1))
+        .await;
     good.handle.stop(true).await;
     let alpha = crate::helpers::stored_manifest(&storaged, "alpha")
         .await
@@ -190,7 +197,8 @@ async fn a_foreign_key_or_a_misplaced_manifest_stops_start_up() {
     assert_start_fails_naming(&storaged, "_catalog/manifests/beta.parquet").await;
     Api::new(storaged.port)
         .delete("/v1/objects/_catalog/manifests/beta.parquet")
-        .await;
+        .await
+        .unwrap();
 
     plant(
         &storaged,
@@ -240,7 +248,9 @@ async fn a_restart_reads_the_checkpoint_and_fetches_only_what_changed() {
     wait_ready(catalogd.port).await;
     let api = Api::new(catalogd.port);
     for i in 0..20 {
-        let reply = api.register(&body(&format!("ckpt.d{i:02}"), "fp", 3)).await;
+        let reply = api
+            .register_ok(&body(&format!("ckpt.d{i:02}"), "fp", 3))
+            .await;
         assert_eq!(reply.status.as_u16(), 201);
     }
     // Wait for a checkpoint that holds all 20.
@@ -261,7 +271,7 @@ async fn a_restart_reads_the_checkpoint_and_fetches_only_what_changed() {
     let other_api = Api::new(other.port);
     assert_eq!(
         other_api
-            .register(&body("ckpt.d05", "fp", 1))
+            .register_ok(&body("ckpt.d05", "fp", 1))
             .await
             .status
             .as_u16(),
@@ -299,7 +309,7 @@ async fn a_corrupt_checkpoint_is_ignored_and_rewritten() {
     for i in 0..10 {
         let reply = stack
             .api
-            .register(&body(&format!("bad.d{i}"), "fp", 2))
+            .register_ok(&body(&format!("bad.d{i}"), "fp", 2))
             .await;
         assert_eq!(reply.status.as_u16(), 201);
     }
