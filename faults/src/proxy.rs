@@ -72,9 +72,14 @@ impl FaultProxy {
                         let mut watcher = watcher.clone();
                         watcher.borrow_and_update();
                         tokio::spawn(async move {
+                            // The change is checked first on every wake-up: bytes a client
+                            // sends after `set` returned are never forwarded under the
+                            // old fault (unbiased, a wake-up with both ready could pick
+                            // the forwarding branch first).
                             tokio::select! {
-                                () = serve(client, upstream, fault) => {}
+                                biased;
                                 _ = watcher.changed() => {}
+                                () = serve(client, upstream, fault) => {}
                             }
                         });
                     }
