@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use manifest_codec::layout::CHECKPOINT_KEY;
-use testkit::lake::{register_body, stored_version};
+use manifest_codec::layout::{CATALOG_PREFIX, CHECKPOINT_KEY, MANIFEST_PREFIX};
+use testkit::lake::{manifest_key_of, register_body, stored_version};
 use testkit::{free_port, Api, Launch, Proc};
 
 /// A register body for `name` with `n` objects.
@@ -163,7 +163,7 @@ async fn two_catalogd_processes_on_one_storaged_never_double_create_or_lose_an_u
     }
     let keys = storaged
         .api()
-        .get_ok("/v1/objects?prefix=_catalog%2F")
+        .get_ok(&format!("/v1/objects?prefix={CATALOG_PREFIX}"))
         .await
         .json()["objects"]
         .as_array()
@@ -182,7 +182,7 @@ async fn a_corrupt_manifest_makes_the_binary_exit_naming_the_key() {
         .send(
             api.request(
                 awc::http::Method::PUT,
-                "/v1/objects/_catalog/manifests/broken.parquet",
+                &format!("/v1/objects/{}", manifest_key_of("broken")),
             ),
             Some(bytes::Bytes::from_static(b"not parquet")),
         )
@@ -206,7 +206,7 @@ async fn a_corrupt_manifest_makes_the_binary_exit_naming_the_key() {
     };
     assert!(!status.success());
     let log = catalogd.log_text();
-    assert!(log.contains("_catalog/manifests/broken.parquet"), "{log}");
+    assert!(log.contains(&manifest_key_of("broken")), "{log}");
 }
 
 #[actix_web::test]
@@ -381,7 +381,7 @@ async fn check_nothing_lost(
     }
     let listing = storaged
         .api()
-        .get_ok("/v1/objects?prefix=_catalog/manifests/&limit=10000")
+        .get_ok(&format!("/v1/objects?prefix={MANIFEST_PREFIX}&limit=10000"))
         .await
         .json();
     let keys: Vec<&str> = listing["objects"]
@@ -391,7 +391,7 @@ async fn check_nothing_lost(
         .map(|o| o["key"].as_str().unwrap())
         .collect();
     for name in acked.keys() {
-        let key = format!("_catalog/manifests/{name}.parquet");
+        let key = manifest_key_of(name);
         assert_eq!(keys.iter().filter(|k| **k == key).count(), 1, "{key}");
         let bytes = storaged
             .api()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use faults::tree::snapshot;
 use serde_json::{json, Value};
-use testkit::lake::{list_all, objects, register_body};
+use testkit::lake::{list_all, manifest_key_of, objects, register_body};
 use testkit::{storaged_and_catalogd, Proc};
 
 struct Stack {
@@ -70,7 +70,7 @@ async fn observe(s: &Stack) -> Observed {
     Observed {
         listing: objects(&store, "").await,
         manifest: store
-            .get_ok("/v1/objects/_catalog/manifests/kept.parquet")
+            .get_ok(&format!("/v1/objects/{}", manifest_key_of("kept")))
             .await
             .body
             .to_vec(),

@@ -58,7 +58,7 @@ async fn stack(timeout: &str) -> Stack {
 
 /// What storaged holds under `_catalog/`: every key with its ETag.
 async fn catalog_state(storaged: &Api) -> Vec<(String, String)> {
-    objects(storaged, "_catalog%2F").await
+    objects(storaged, manifest_codec::layout::CATALOG_PREFIX).await
 }
 
 /// Whether a request under `fault` can have reached storaged.

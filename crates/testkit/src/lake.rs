@@ -2,10 +2,16 @@
 //! for a dataset.
 
 use bytes::Bytes;
-use manifest_codec::layout::MANIFEST_PREFIX;
+use manifest_codec::layout::{MANIFEST_PREFIX, MANIFEST_SUFFIX};
 use serde_json::Value;
 
 use crate::Api;
+
+/// The key a manifest of `name` is stored under, for any text (hostile tests plant keys
+/// whose "name" is not a valid dataset name).
+pub fn manifest_key_of(name: &str) -> String {
+    format!("{MANIFEST_PREFIX}{name}{MANIFEST_SUFFIX}")
+}
 
 /// A register request for `name` with `n` objects whose keys carry `tag`.
 pub fn register_body(name: &str, fingerprint: &str, n: usize, tag: &str) -> Value {
@@ -71,7 +77,7 @@ pub async fn manifest_keys(storaged: &Api) -> Vec<String> {
 /// The manifest of `name` as storaged holds it (bytes), if any.
 pub async fn stored_manifest(storaged: &Api, name: &str) -> Option<Bytes> {
     let reply = storaged
-        .get_ok(&format!("/v1/objects/{MANIFEST_PREFIX}{name}.parquet"))
+        .get_ok(&format!("/v1/objects/{}", manifest_key_of(name)))
         .await;
     match reply.code() {
         200 => Some(reply.body),

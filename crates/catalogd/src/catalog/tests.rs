@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use manifest_codec::{DatasetName, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp};
+use manifest_codec::{
+    manifest_key, DatasetName, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp,
+};
 
 use super::{Catalog, CatalogError, Clock, RegisterRequest, SystemClock};
 use crate::store::{Fault, ManifestStore, MemoryStore};
@@ -82,7 +84,7 @@ async fn create_update_conflict() {
 async fn invalid_requests_change_nothing() {
     let (catalog, store) = catalog();
     for bad in [
-        request("a", "fp", &["_catalog/manifests/a.parquet"]),
+        request("a", "fp", &[manifest_key(&name("a")).as_str()]),
         request("a", "fp", &["_catalog"]),
         request("a", "fp", &["x", "y", "x"]),
     ] {
@@ -369,7 +371,7 @@ async fn a_corrupt_manifest_fails_rehydration_naming_it_and_changes_nothing() {
     let err = restarted.rehydrate().await.unwrap_err();
     let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(
-        chain.contains("_catalog/manifests/broken.parquet"),
+        chain.contains(manifest_key(&name("broken")).as_str()),
         "{chain}"
     );
     assert!(restarted.is_empty(), "half-loaded index");

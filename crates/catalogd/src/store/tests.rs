@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::{HttpManifestStore, ManifestStore, MemoryStore, StoreError, WriteCondition};
 use crate::catalog::{Catalog, CatalogError, RegisterRequest, Registered, SystemClock};
-use manifest_codec::{dataset_id, DatasetName, Manifest, SchemaFingerprint, Timestamp};
+use manifest_codec::layout::{MANIFEST_PREFIX, MANIFEST_SUFFIX};
+use manifest_codec::{
+    dataset_id, manifest_key, DatasetName, Manifest, SchemaFingerprint, Timestamp,
+};
 
 fn name(n: &str) -> DatasetName {
     DatasetName::parse(n).unwrap()
@@ -126,17 +129,16 @@ async fn http_store_conforms() {
 #[actix_web::test]
 async fn a_corrupt_manifest_is_reported_with_its_key() {
     let (port, _handle, _dir) = storaged().await;
+    let key = manifest_key(&name("bad"));
     let mut res = awc::Client::default()
-        .put(format!(
-            "http://127.0.0.1:{port}/v1/objects/_catalog/manifests/bad.parquet"
-        ))
+        .put(format!("http://127.0.0.1:{port}/v1/objects/{key}"))
         .send_body("not parquet")
         .await
         .unwrap();
     let _ = res.body().await;
     let err = http_store(port).get(&name("bad")).await.unwrap_err();
     match err {
-        StoreError::Corrupt { key, .. } => assert_eq!(key, "_catalog/manifests/bad.parquet"),
+        StoreError::Corrupt { key: got, .. } => assert_eq!(got, key.as_str()),
         other => panic!("{other:?}"),
     }
 }
@@ -229,10 +231,9 @@ async fn a_thousand_datasets_survive_a_rebuild_from_storaged() {
 #[actix_web::test]
 async fn a_foreign_key_under_the_manifest_prefix_stops_rehydration() {
     let (port, _handle, _dir) = storaged().await;
+    let key = format!("{MANIFEST_PREFIX}Upper{MANIFEST_SUFFIX}");
     let mut res = awc::Client::default()
-        .put(format!(
-            "http://127.0.0.1:{port}/v1/objects/_catalog/manifests/Upper.parquet"
-        ))
+        .put(format!("http://127.0.0.1:{port}/v1/objects/{key}"))
         .send_body("x")
         .await
         .unwrap();
@@ -240,9 +241,6 @@ async fn a_foreign_key_under_the_manifest_prefix_stops_rehydration() {
     let catalog = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
     let err = catalog.rehydrate().await.unwrap_err();
     let source = std::error::Error::source(&err).unwrap().to_string();
-    assert!(
-        source.contains("_catalog/manifests/Upper.parquet"),
-        "{source}"
-    );
+    assert!(source.contains(&key), "{source}");
     assert!(catalog.is_empty());
 }

@@ -146,9 +146,12 @@ pub(crate) async fn stored_manifest(storaged: &Storaged, name: &str) -> Option<B
 
 /// Every key under `_catalog/` in storaged.
 pub(crate) async fn catalog_keys(storaged: &Storaged) -> Vec<String> {
-    testkit::lake::objects(&Api::new(storaged.port), "_catalog%2F")
-        .await
-        .into_iter()
-        .map(|(key, _)| key)
-        .collect()
+    testkit::lake::objects(
+        &Api::new(storaged.port),
+        manifest_codec::layout::CATALOG_PREFIX,
+    )
+    .await
+    .into_iter()
+    .map(|(key, _)| key)
+    .collect()
 }

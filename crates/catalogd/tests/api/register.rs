@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+use testkit::lake::manifest_key_of;
+
 use crate::helpers::{
     body, catalog_keys, catalogd_settings, list_all, post_raw, spawn_stack, start_catalogd,
     stored_manifest, wait_ready, Api,
@@ -82,7 +84,7 @@ async fn create_update_conflict() {
     }
     assert_eq!(
         catalog_keys(&stack.storaged).await,
-        vec!["_catalog/manifests/orders.parquet"]
+        vec![manifest_key_of("orders")]
     );
     assert_eq!(api.get_ok("/v1/datasets/orders").await.json()["version"], 7);
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use testkit::lake::manifest_key_of;
+
 use crate::helpers::{
     body, catalog_keys, catalogd_settings, list_all, spawn_catalogd, spawn_stack, spawn_storaged,
     start_catalogd, wait_ready, Api, Storaged,
@@ -169,7 +171,8 @@ async fn a_corrupt_manifest_stops_start_up_naming_its_key() {
         }
         good.handle.stop(true).await;
         let key = format!(
-            "_catalog/manifests/bad-{}.parquet",
+            "{}bad-{}.parquet",
+            manifest_codec::layout::MANIFEST_PREFIX,
             file.trim_end_matches(".parquet").replace('_', "-")
         );
         plant(&storaged, &key, std::fs::read(fixtures.join(file)).unwrap()).await;
@@ -193,20 +196,16 @@ async fn a_foreign_key_or_a_misplaced_manifest_stops_start_up() {
         .unwrap();
 
     // alpha's manifest copied under beta's key.
-    plant(&storaged, "_catalog/manifests/beta.parquet", alpha.to_vec()).await;
-    assert_start_fails_naming(&storaged, "_catalog/manifests/beta.parquet").await;
+    let beta = manifest_key_of("beta");
+    plant(&storaged, &beta, alpha.to_vec()).await;
+    assert_start_fails_naming(&storaged, &beta).await;
     Api::new(storaged.port)
-        .delete("/v1/objects/_catalog/manifests/beta.parquet")
+        .delete(&format!("/v1/objects/{beta}"))
         .await
         .unwrap();
 
-    plant(
-        &storaged,
-        "_catalog/manifests/Not A Name.parquet",
-        alpha.to_vec(),
-    )
-    .await;
-    assert_start_fails_naming(&storaged, "_catalog/manifests/Not A Name.parquet").await;
+    plant(&storaged, &manifest_key_of("Not A Name"), alpha.to_vec()).await;
+    assert_start_fails_naming(&storaged, &manifest_key_of("Not A Name")).await;
 }
 
 fn metric(metrics: &str, name: &str) -> Option<String> {
