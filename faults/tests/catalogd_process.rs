@@ -207,6 +207,54 @@ async fn a_corrupt_manifest_makes_the_binary_exit_naming_the_key() {
     assert!(!status.success());
     let log = catalogd.log_text();
     assert!(log.contains(&manifest_key_of("broken")), "{log}");
+    assert!(
+        !log.contains("storage unavailable"),
+        "the error must say what happened: {log}"
+    );
+}
+
+#[actix_web::test]
+async fn a_stray_key_under_the_manifest_prefix_is_skipped_logged_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let storaged = storaged(&dir);
+    storaged.wait_ready().await;
+    let first = catalogd(&dir, &storaged, "5s");
+    first.wait_ready().await;
+    for name in ["kept.a", "kept.b"] {
+        let reply = first.api().register_ok(&body(name, "fp", 2)).await;
+        assert_eq!(reply.code(), 201);
+    }
+    drop(first);
+    let stray = format!("{MANIFEST_PREFIX}notes.txt");
+    let reply = storaged
+        .api()
+        .put(&format!("/v1/objects/{stray}"), "any bytes")
+        .await
+        .unwrap();
+    assert!(reply.status.is_success());
+
+    let catalogd = catalogd(&dir, &storaged, "5s");
+    catalogd.wait_ready().await;
+    let api = catalogd.api();
+    for name in ["kept.a", "kept.b"] {
+        assert_eq!(
+            api.get_ok(&format!("/v1/datasets/{name}")).await.code(),
+            200
+        );
+    }
+    let metrics = String::from_utf8_lossy(&api.get_ok("/metrics").await.body).into_owned();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "catalogd_foreign_manifest_keys 1"),
+        "{metrics}"
+    );
+    let log = catalogd.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains(&stray)),
+        "the stray key is not logged: {log}"
+    );
 }
 
 #[actix_web::test]

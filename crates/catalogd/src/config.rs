@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytesize::ByteSize;
@@ -24,9 +24,16 @@ pub struct Settings {
     /// Base URL of storaged, e.g. `http://127.0.0.1:8101`.
     pub storaged_url: String,
     /// Bearer token required on every route but `/healthz`, `/readyz` and
-    /// `/openapi.json`, when set.
+    /// `/openapi.json`, when set; it acts as one `admin` credential named `auth_token`.
     #[serde(default)]
     pub auth_token: Option<Secret>,
+    /// A TOML file of scoped credentials (docs/operations.md, "Credentials"); re-read when
+    /// it changes and on SIGHUP.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Serve `/metrics` without credentials even when credentials are configured.
+    #[serde(default)]
+    pub metrics_open: bool,
     /// Bearer token sent to storaged, when storaged requires one.
     #[serde(default)]
     pub storaged_token: Option<Secret>,
@@ -53,6 +60,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--storaged-url`
     pub storaged_url: Option<String>,
+    /// `--credentials-file`
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// Why the settings could not be loaded; the message names the key or file at fault.
@@ -76,6 +85,13 @@ impl Settings {
             &[
                 ("listen", overrides.listen.clone()),
                 ("storaged_url", overrides.storaged_url.clone()),
+                (
+                    "credentials_file",
+                    overrides
+                        .credentials_file
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                ),
             ],
         )
         .map_err(SettingsError)?;
@@ -162,6 +178,7 @@ mod tests {
             &Overrides {
                 listen: Some("127.0.0.1:9002".into()),
                 storaged_url: Some("http://storaged:8101".into()),
+                credentials_file: None,
             },
         )
         .unwrap();

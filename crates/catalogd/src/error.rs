@@ -30,6 +30,15 @@ pub enum Error {
     /// Missing or wrong bearer token.
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// A valid credential without the scope the route needs.
+    #[error("credential {credential:?} lacks the scope {needed:?} this request needs")]
+    Forbidden {
+        credential: String,
+        needed: &'static str,
+    },
+    /// The credentials file cannot be used (start-up only).
+    #[error("credentials: {0}")]
+    Credentials(String),
     /// The index is still being rebuilt from storaged.
     #[error("catalogd is starting: the index is still being rebuilt from storaged")]
     NotReady,
@@ -66,9 +75,11 @@ impl Error {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::NotReady => "not_ready",
             Self::Unauthorized => "unauthorized",
-            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
-                "internal"
-            }
+            Self::Forbidden { .. } => "forbidden",
+            Self::Catalog(CatalogError::Encode { .. })
+            | Self::Encode(_)
+            | Self::Credentials(_)
+            | Self::Io { .. } => "internal",
         }
     }
 
@@ -87,9 +98,10 @@ impl Error {
                 "other catalogd processes changed {name} during each of {attempts} attempts; \
                  nothing was changed by this request, retry later"
             ),
-            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
-                "internal error; see the server log".to_owned()
-            }
+            Self::Catalog(CatalogError::Encode { .. })
+            | Self::Encode(_)
+            | Self::Credentials(_)
+            | Self::Io { .. } => "internal error; see the server log".to_owned(),
             _ => self.to_string(),
         }
     }
@@ -122,9 +134,11 @@ impl ResponseError for Error {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Catalog(CatalogError::Encode { .. })
+            | Self::Encode(_)
+            | Self::Credentials(_)
+            | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -134,7 +148,10 @@ impl ResponseError for Error {
             Self::Catalog(CatalogError::Storage(_)) => {
                 tracing::warn!(error = ?self, "storaged call failed");
             }
-            Self::Catalog(CatalogError::Encode { .. }) | Self::Encode(_) | Self::Io { .. } => {
+            Self::Catalog(CatalogError::Encode { .. })
+            | Self::Encode(_)
+            | Self::Credentials(_)
+            | Self::Io { .. } => {
                 tracing::error!(error = ?self, "request failed");
             }
             _ => {}

@@ -1,5 +1,6 @@
 //! catalogd binary: flags → settings → logging → serve until SIGTERM/Ctrl-C.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,6 +21,9 @@ struct Args {
     /// Base URL of storaged (overrides the config file and CATALOGD_STORAGED_URL).
     #[arg(long)]
     storaged_url: Option<String>,
+    /// Scoped credentials, TOML (overrides CATALOGD_CREDENTIALS_FILE).
+    #[arg(long)]
+    credentials_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -28,11 +32,13 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         listen: args.listen,
         storaged_url: args.storaged_url,
+        credentials_file: args.credentials_file,
     };
     let settings = match Settings::load(args.config.as_deref(), &env, &overrides) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("catalogd: {e}");
+            // Not eprintln!: it panics when stderr is gone.
+            let _ = writeln!(std::io::stderr(), "catalogd: {e}");
             return ExitCode::from(2);
         }
     };

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub rehydration_manifests: IntGauge,
     /// Manifests the last rehydration fetched one by one (not current in the checkpoint).
     pub rehydration_fetched: IntGauge,
+    /// Keys under the manifest prefix that the last rebuild skipped as not manifests.
+    pub foreign_manifest_keys: IntGauge,
     /// Checkpoint writes by outcome (`ok`, `error`).
     pub checkpoints: IntCounterVec,
     /// 1 once the index is rebuilt and requests are served.
@@ -34,10 +36,17 @@ pub struct Metrics {
     pub storaged_latency: HistogramVec,
     /// Failed calls to storaged by operation and kind.
     pub storaged_errors: IntCounterVec,
+    /// Authorization decisions by credential name (`-` unknown) and outcome (`allowed`,
+    /// `unauthorized`, `forbidden`).
+    pub credential_requests: IntCounterVec,
 }
 
 impl Metrics {
     /// Creates and registers every metric on a fresh registry.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one definition per metric, read top to bottom"
+    )]
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let labels = &["route", "method", "status"];
@@ -77,6 +86,10 @@ impl Metrics {
             "catalogd_rehydration_fetched_manifests",
             "Manifests the last index rebuild fetched one by one (not current in the checkpoint)",
         )?;
+        let foreign_manifest_keys = IntGauge::new(
+            "catalogd_foreign_manifest_keys",
+            "Keys under _catalog/manifests/ that are not <name>.parquet, skipped by the last index rebuild",
+        )?;
         let checkpoints = IntCounterVec::new(
             Opts::new(
                 "catalogd_checkpoint_writes_total",
@@ -102,8 +115,16 @@ impl Metrics {
             ),
             &["op", "kind"],
         )?;
+        let credential_requests = IntCounterVec::new(
+            Opts::new(
+                "catalogd_credential_requests_total",
+                "Authorization decisions by credential and outcome",
+            ),
+            &["credential", "outcome"],
+        )?;
         for metric in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(credential_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(registers.clone()),
             Box::new(datasets.clone()),
@@ -113,6 +134,7 @@ impl Metrics {
             Box::new(storaged_latency.clone()),
             Box::new(storaged_errors.clone()),
             Box::new(rehydration_fetched.clone()),
+            Box::new(foreign_manifest_keys.clone()),
             Box::new(checkpoints.clone()),
         ] {
             registry.register(metric)?;
@@ -126,10 +148,12 @@ impl Metrics {
             rehydration_seconds,
             rehydration_manifests,
             rehydration_fetched,
+            foreign_manifest_keys,
             checkpoints,
             ready,
             storaged_latency,
             storaged_errors,
+            credential_requests,
         })
     }
 

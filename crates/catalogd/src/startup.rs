@@ -8,12 +8,17 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 
+use service_kit::credentials::CredentialStore;
+
 use crate::catalog::{checkpoint_once, keep_checkpoint, Catalog, CatalogError, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, AppState, ServiceState};
 use crate::metrics::Metrics;
 use crate::store::{HttpManifestStore, Instrumented, ManifestStore, StoreError};
 use crate::Error;
+
+/// How often the credentials file is checked for changes.
+const CREDENTIALS_POLL: Duration = Duration::from_millis(500);
 
 /// Seconds in-flight requests get to finish after a shutdown signal.
 const DRAIN_SECONDS: u64 = 10;
@@ -68,11 +73,20 @@ impl Application {
         let metrics = Metrics::new()
             .map_err(|e| Error::io("registering metrics", std::io::Error::other(e)))?;
         let catalog = Catalog::new(store(&settings, &metrics), Arc::new(SystemClock));
+        let credentials = Arc::new(
+            CredentialStore::open(
+                settings.credentials_file.clone(),
+                settings.auth_token.clone(),
+            )
+            .map_err(Error::Credentials)?,
+        );
+        actix_web::rt::spawn(credentials.clone().watch(CREDENTIALS_POLL));
         let service = Arc::new(ServiceState {
             ready: AtomicBool::new(false),
             max_body_size: settings.max_body_size.as_u64(),
             max_objects: settings.max_objects,
-            auth_token: settings.auth_token.clone(),
+            credentials: credentials.clone(),
+            metrics_open: settings.metrics_open,
             metrics: metrics.clone(),
         });
         let listener = std::net::TcpListener::bind(settings.listen)
@@ -93,7 +107,7 @@ impl Application {
                 .app_data(web::Data::new(app_state))
                 .configure(http::routes)
                 .default_service(web::to(service_kit::http::no_route))
-                .wrap(middleware::from_fn(http::require_token))
+                .wrap(middleware::from_fn(http::require_scope))
                 .wrap(middleware::from_fn(http::record_metrics))
         })
         .disable_signals()
@@ -204,11 +218,15 @@ async fn rebuild_index(
                 metrics
                     .rehydration_fetched
                     .set(i64::try_from(loaded.fetched).unwrap_or(i64::MAX));
+                metrics
+                    .foreign_manifest_keys
+                    .set(i64::try_from(loaded.foreign_keys).unwrap_or(i64::MAX));
                 metrics.ready.set(1);
                 service.ready.store(true, Ordering::Release);
                 tracing::info!(
                     datasets = loaded.datasets,
                     fetched = loaded.fetched,
+                    foreign_keys = loaded.foreign_keys,
                     seconds,
                     "index rebuilt; ready"
                 );

@@ -1,6 +1,7 @@
 //! Plumbing storaged and catalogd share, so that both behave alike for operators: the same
 //! secret redaction, duration syntax, log formats, shutdown signals and error chains.
 
+pub mod credentials;
 pub mod http;
 
 use std::fmt;
@@ -66,11 +67,17 @@ pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, 
 
 /// Installs the global `tracing` subscriber; the filter comes from `RUST_LOG` (default
 /// `info`). Call once, from `main`.
+///
+/// Logging never stops the service: a log line that cannot be written (the reader of
+/// stdout went away, a full disk) is dropped. tracing-subscriber would otherwise report
+/// the failure with `eprintln!`, which panics when stderr is the same broken pipe, and a
+/// panic in the shutdown task would leave the process serving after SIGTERM.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

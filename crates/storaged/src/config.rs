@@ -29,9 +29,17 @@ pub struct Settings {
     /// fsync every write before acknowledging it. `false` is unsafe: an acknowledged write
     /// can be lost or torn by a crash. Only for throwaway development data.
     pub fsync: bool,
-    /// When set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer`.
+    /// When set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer`
+    /// with this token, which acts as one `admin` credential named `auth_token`.
     #[serde(default)]
     pub auth_token: Option<Secret>,
+    /// A TOML file of scoped credentials (docs/operations.md, "Credentials"); re-read when
+    /// it changes and on SIGHUP.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Serve `/metrics` without credentials even when credentials are configured.
+    #[serde(default)]
+    pub metrics_open: bool,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
 }
@@ -45,6 +53,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--data-dir`
     pub data_dir: Option<PathBuf>,
+    /// `--credentials-file`
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// Why the settings could not be loaded; the message names the key or file at fault.
@@ -71,6 +81,13 @@ impl Settings {
                     "data_dir",
                     overrides
                         .data_dir
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                ),
+                (
+                    "credentials_file",
+                    overrides
+                        .credentials_file
                         .as_ref()
                         .map(|p| p.to_string_lossy().into_owned()),
                 ),
@@ -140,6 +157,7 @@ mod tests {
             &Overrides {
                 listen: Some("127.0.0.1:9002".into()),
                 data_dir: Some("/tmp/x".into()),
+                credentials_file: None,
             },
         )
         .unwrap();

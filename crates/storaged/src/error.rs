@@ -23,6 +23,9 @@ pub enum Error {
     /// Missing or wrong bearer token.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// A valid credential without the scope the request needs.
+    #[error("credential {credential:?} lacks the scope this request needs: {needed}")]
+    Forbidden { credential: String, needed: String },
     /// No object under this key.
     #[error("no object with key {key:?}")]
     NotFound { key: String },
@@ -49,6 +52,9 @@ pub enum Error {
     /// The disk is full or over quota; the previous version, if any, is intact.
     #[error("insufficient storage")]
     InsufficientStorage(#[source] std::io::Error),
+    /// The credentials file cannot be used (start-up only).
+    #[error("credentials: {0}")]
+    Credentials(String),
     /// Any other I/O failure, with what was being done.
     #[error("i/o error while {op}")]
     Io {
@@ -70,6 +76,7 @@ impl Error {
             Self::InvalidKey(_) => "invalid_key",
             Self::InvalidRequest(_) | Self::BodyAborted(_) => "invalid_request",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
             Self::NotFound { .. } => "not_found",
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -77,7 +84,7 @@ impl Error {
             Self::BodyTimeout { .. } => "body_timeout",
             Self::KeyConflict { .. } => "key_conflict",
             Self::InsufficientStorage(_) => "insufficient_storage",
-            Self::Io { .. } => "internal",
+            Self::Credentials(_) | Self::Io { .. } => "internal",
         }
     }
 }
@@ -111,6 +118,7 @@ impl ResponseError for Error {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,7 +126,7 @@ impl ResponseError for Error {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::KeyConflict { .. } => StatusCode::CONFLICT,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
-            Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Credentials(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -1,5 +1,6 @@
 //! storaged binary: flags → settings → logging → serve until SIGTERM/Ctrl-C.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,6 +21,9 @@ struct Args {
     /// Data directory (overrides the config file and STORAGED_DATA_DIR).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Scoped credentials, TOML (overrides STORAGED_CREDENTIALS_FILE).
+    #[arg(long)]
+    credentials_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -28,11 +32,13 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         listen: args.listen,
         data_dir: args.data_dir,
+        credentials_file: args.credentials_file,
     };
     let settings = match Settings::load(args.config.as_deref(), &env, &overrides) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("storaged: {e}");
+            // Not eprintln!: it panics when stderr is gone.
+            let _ = writeln!(std::io::stderr(), "storaged: {e}");
             return ExitCode::from(2);
         }
     };

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
     /// Error responses by error code.
     pub errors: IntCounterVec,
+    /// Authorization decisions by credential name (`-` unknown) and outcome (`allowed`,
+    /// `unauthorized`, `forbidden`).
+    pub credential_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -55,6 +58,14 @@ impl Metrics {
             Opts::new("storaged_errors_total", "Error responses by error code"),
             &["kind"],
         )?;
+        let credential_requests = IntCounterVec::new(
+            Opts::new(
+                "storaged_credential_requests_total",
+                "Authorization decisions by credential and outcome",
+            ),
+            &["credential", "outcome"],
+        )?;
+        registry.register(Box::new(credential_requests.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(bytes_in.clone()))?;
@@ -69,6 +80,7 @@ impl Metrics {
             bytes_out,
             fsync_seconds,
             errors,
+            credential_requests,
         })
     }
 

@@ -5,11 +5,16 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 
+use service_kit::credentials::CredentialStore;
+
 use crate::backend::{FsyncPolicy, LocalFs};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::Error;
+
+/// How often the credentials file is checked for changes.
+const CREDENTIALS_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Seconds in-flight requests get to finish after a shutdown signal.
 const DRAIN_SECONDS: u64 = 10;
@@ -46,6 +51,21 @@ impl Application {
         if !settings.fsync {
             tracing::warn!("fsync is off: acknowledged writes can be lost in a crash");
         }
+        let credentials = Arc::new(
+            CredentialStore::open(
+                settings.credentials_file.clone(),
+                settings.auth_token.clone(),
+            )
+            .map_err(Error::Credentials)?,
+        );
+        if !credentials.current().is_empty() {
+            tracing::info!(
+                file = ?settings.credentials_file,
+                legacy_auth_token = settings.auth_token.is_some(),
+                "credentials required on every route but the probes"
+            );
+        }
+        actix_web::rt::spawn(credentials.clone().watch(CREDENTIALS_POLL));
         let listener = std::net::TcpListener::bind(settings.listen)
             .map_err(|e| Error::io("binding the listen address", e))?;
         let port = listener
@@ -56,7 +76,8 @@ impl Application {
             backend: Arc::new(backend),
             max_object_size: settings.max_object_size.as_u64(),
             body_idle_timeout: settings.body_idle_timeout,
-            auth_token: settings.auth_token.clone(),
+            credentials: credentials.clone(),
+            metrics_open: settings.metrics_open,
             metrics,
         });
         let server = HttpServer::new(move || {

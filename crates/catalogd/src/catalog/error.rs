@@ -34,7 +34,8 @@ pub enum CatalogError {
         #[source]
         source: manifest_codec::EncodeError,
     },
-    /// The store failed or its outcome is unknown; memory is unchanged.
-    #[error("storage unavailable")]
-    Storage(#[source] StoreError),
+    /// The store failed, its outcome is unknown, or what it holds cannot be read; memory
+    /// is unchanged. Displayed as the store's own error, which says what happened.
+    #[error(transparent)]
+    Storage(StoreError),
 }

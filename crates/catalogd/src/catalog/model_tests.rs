@@ -11,7 +11,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::{Catalog, CatalogError, CatalogState, RegisterRequest, SystemClock};
 use crate::store::{
-    Fault, ListedManifest, ManifestStore, MemoryStore, StoreError, StoredManifest, WriteCondition,
+    Fault, Listing, ManifestStore, MemoryStore, StoreError, StoredManifest, WriteCondition,
 };
 
 const NAMES: [&str; 3] = ["m.a", "m.b", "m.c"];
@@ -263,7 +263,7 @@ impl ManifestStore for PublishFirst {
         self.inner.delete(name, etag).await
     }
 
-    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
+    async fn list(&self) -> Result<Listing, StoreError> {
         self.inner.list().await
     }
 

@@ -20,6 +20,8 @@ pub struct Rehydrated {
     pub datasets: usize,
     /// Manifests fetched one by one (not current in the checkpoint).
     pub fetched: usize,
+    /// Keys under the manifest prefix that are not manifests, skipped (each logged).
+    pub foreign_keys: usize,
 }
 
 impl Catalog {
@@ -28,15 +30,20 @@ impl Catalog {
     /// fetches and decodes the others with bounded parallelism, and only then swaps the
     /// finished index in at once. Any listed manifest that cannot be fetched or decoded
     /// fails the whole rebuild with an error naming its key, and the index is left as it
-    /// was. An unreadable checkpoint is ignored (it is only a cache). Writes nothing.
+    /// was. A key under the prefix that is not `<valid name>.parquet` is no manifest: it is
+    /// skipped with a warning naming it, so a stray file cannot take the catalog down. An
+    /// unreadable checkpoint is ignored (it is only a cache). Writes nothing.
     pub async fn rehydrate(&self) -> Result<Rehydrated, CatalogError> {
         use futures_util::{StreamExt, TryStreamExt};
 
-        let listed = self.store.list().await.map_err(CatalogError::Storage)?;
+        let listing = self.store.list().await.map_err(CatalogError::Storage)?;
+        for key in &listing.foreign {
+            tracing::warn!(key = %key, "skipping a key under the manifest prefix that is not <name>.parquet");
+        }
         let mut checkpoint = self.read_checkpoint().await?;
-        let mut entries = Vec::with_capacity(listed.len());
+        let mut entries = Vec::with_capacity(listing.manifests.len());
         let mut missing = Vec::new();
-        for item in listed {
+        for item in listing.manifests {
             match checkpoint.remove(&item.name) {
                 Some(c) if c.etag == item.etag && c.manifest.name == item.name => {
                     let entry = Entry {
@@ -73,7 +80,11 @@ impl Catalog {
         // A checkpoint that served every manifest is current; otherwise it is stale.
         self.mark_checkpoint((fetched == 0).then(|| self.changes()))
             .await;
-        Ok(Rehydrated { datasets, fetched })
+        Ok(Rehydrated {
+            datasets,
+            fetched,
+            foreign_keys: listing.foreign.len(),
+        })
     }
 
     /// The checkpoint's entries by name; empty when there is none or it cannot be decoded.

@@ -135,6 +135,14 @@ fn name_of(req: &HttpRequest) -> Result<DatasetName, Error> {
     DatasetName::parse(raw).map_err(|e| Error::InvalidRequest(format!("name: {e}")))
 }
 
+/// The credential that made `req` (`-` when credentials are off).
+fn caller(req: &HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    req.extensions()
+        .get::<super::auth::CallerName>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.clone())
+}
+
 fn not_found(name: &DatasetName) -> Error {
     Error::Catalog(CatalogError::NotFound {
         name: name.to_string(),
@@ -146,6 +154,7 @@ pub(crate) async fn register(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
+    let mut dataset: Option<DatasetName> = None;
     let result = async {
         state.ensure_ready()?;
         let bytes = body::read_json(&req, payload, state.service.max_body_size).await?;
@@ -161,9 +170,29 @@ pub(crate) async fn register(
                     }
                 })?;
         let request = body.parse(state.service.max_objects)?;
+        dataset = Some(request.name.clone());
         Ok::<_, Error>(state.catalog.register(request).await?)
     }
     .await;
+    // The audit trail: one line per register that passed authorization.
+    match &result {
+        Ok(registered) => tracing::info!(
+            credential = %caller(&req),
+            method = "POST",
+            dataset = %registered.manifest.name,
+            version = registered.manifest.version,
+            outcome = if registered.existing { "updated" } else { "created" },
+            "audit"
+        ),
+        Err(Error::NotReady) => {}
+        Err(e) => tracing::info!(
+            credential = %caller(&req),
+            method = "POST",
+            dataset = dataset.as_ref().map_or("-", DatasetName::as_str),
+            outcome = e.code(),
+            "audit"
+        ),
+    }
     let outcome = match &result {
         Ok(r) if r.existing => "updated",
         Ok(_) => "created",
@@ -270,7 +299,10 @@ pub(crate) async fn delete(
 ) -> Result<HttpResponse, Error> {
     state.ensure_ready()?;
     let name = name_of(&req)?;
-    state.catalog.delete(&name).await?;
+    let result = state.catalog.delete(&name).await.map_err(Error::from);
+    let outcome = result.as_ref().map_or_else(Error::code, |()| "deleted");
+    tracing::info!(credential = %caller(&req), method = "DELETE", dataset = %name, outcome, "audit");
+    result?;
     Ok(HttpResponse::NoContent().finish())
 }
 

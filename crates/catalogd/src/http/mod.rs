@@ -9,10 +9,14 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::web;
 
+use actix_web::HttpMessage;
+use service_kit::credentials::{Authentication, CredentialStore};
+
 use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::Error;
 
+pub mod auth;
 mod body;
 mod datasets;
 mod health;
@@ -26,8 +30,10 @@ pub struct ServiceState {
     pub max_body_size: u64,
     /// Most objects one register may list.
     pub max_objects: usize,
-    /// Bearer token required on every route but the probes and the API document.
-    pub auth_token: Option<service_kit::Secret>,
+    /// The credentials in force (none: everything is open).
+    pub credentials: Arc<CredentialStore<auth::CatalogdScope>>,
+    /// `/metrics` without credentials.
+    pub metrics_open: bool,
     /// This instance's metrics.
     pub metrics: Metrics,
 }
@@ -67,25 +73,59 @@ service_kit::route_table! {
     "/v1/datasets/{name}" => { get: datasets::get, delete: datasets::delete },
 }
 
-/// Routes anyone may call: the probes and the API document.
-const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
-
-/// Answers 401 unless the request carries the configured bearer token (when one is set)
-/// or is for an open path.
-pub async fn require_token<B: MessageBody>(
+/// Answers 401 for a missing or unknown bearer token and 403 (naming the scope needed)
+/// for a credential without the route's scope, when credentials are configured; the
+/// probes and the API document are open. Counts every decision by credential, logs the
+/// refusals, and leaves the caller's name in the request for the audit log.
+pub async fn require_scope<B: MessageBody>(
     req: ServiceRequest,
     next: actix_web::middleware::Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let Some(service) = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.service.clone())
+    else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let Some(needed) = auth::needed(req.method(), req.path(), service.metrics_open) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let credentials = service.credentials.current();
     let given = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let denied = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.service.auth_token.as_ref())
-        .is_some_and(|token| !OPEN_PATHS.contains(&req.path()) && !token.is_bearer(given));
-    if denied {
-        let response = actix_web::ResponseError::error_response(&Error::Unauthorized);
+    let count = |name: &str, outcome: &str| {
+        service
+            .metrics
+            .credential_requests
+            .with_label_values(&[name, outcome])
+            .inc();
+    };
+    let refusal = match credentials.authenticate(given) {
+        Authentication::Open => None,
+        Authentication::Unknown => {
+            count("-", "unauthorized");
+            tracing::info!(method = %req.method(), path = req.path(), credential = "-", "refused: no valid bearer token");
+            Some(Error::Unauthorized)
+        }
+        Authentication::Known(credential) if auth::allows(&credential.scopes, needed) => {
+            count(&credential.name, "allowed");
+            req.extensions_mut()
+                .insert(auth::CallerName(credential.name.clone()));
+            None
+        }
+        Authentication::Known(credential) => {
+            count(&credential.name, "forbidden");
+            tracing::info!(method = %req.method(), path = req.path(), credential = %credential.name, scope_needed = needed.name(), "refused: scope missing");
+            Some(Error::Forbidden {
+                credential: credential.name.clone(),
+                needed: needed.name(),
+            })
+        }
+    };
+    if let Some(error) = refusal {
+        let response = actix_web::ResponseError::error_response(&error);
         return Ok(req.into_response(response).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -15,7 +15,7 @@ use manifest_codec::layout::{CHECKPOINT_KEY, MANIFEST_PREFIX};
 use manifest_codec::{manifest_key, name_from_manifest_key, DatasetName, Manifest};
 use serde::Deserialize;
 
-use super::{ListedManifest, ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{ListedManifest, Listing, ManifestStore, StoreError, StoredManifest, WriteCondition};
 
 /// Largest manifest accepted from storaged (a 100,000-object manifest is a few MiB).
 const MAX_MANIFEST_BYTES: usize = 256 * 1024 * 1024;
@@ -196,8 +196,8 @@ impl ManifestStore for HttpManifestStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
-        let mut names = Vec::new();
+    async fn list(&self) -> Result<Listing, StoreError> {
+        let mut listing = Listing::default();
         let mut token: Option<String> = None;
         loop {
             let mut url = format!(
@@ -231,17 +231,18 @@ impl ManifestStore for HttpManifestStore {
                         StoreError::Unavailable(format!("listing manifests failed: {e}"))
                     })?;
             for object in page.objects {
-                let name = name_from_manifest_key(&object.key)
-                    .ok_or(StoreError::NotAManifestKey { key: object.key })?;
-                // Listings carry the bare tag; headers (and so `StoredManifest`) quote it.
-                names.push(ListedManifest {
-                    name,
-                    etag: format!("\"{}\"", object.etag),
-                });
+                match name_from_manifest_key(&object.key) {
+                    // Listings carry the bare tag; headers (and so `StoredManifest`) quote it.
+                    Some(name) => listing.manifests.push(ListedManifest {
+                        name,
+                        etag: format!("\"{}\"", object.etag),
+                    }),
+                    None => listing.foreign.push(object.key),
+                }
             }
             match page.next_continuation_token {
                 Some(next) => token = Some(next),
-                None => return Ok(names),
+                None => return Ok(listing),
             }
         }
     }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use manifest_codec::{DatasetName, Manifest};
 use prometheus::{HistogramVec, IntCounterVec};
 
-use super::{ListedManifest, ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{Listing, ManifestStore, StoreError, StoredManifest, WriteCondition};
 
 /// Wraps a store, observing `latency{op}` and counting `errors{op, kind}`.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ impl<S: ManifestStore> ManifestStore for Instrumented<S> {
         result
     }
 
-    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
+    async fn list(&self) -> Result<Listing, StoreError> {
         let started = Instant::now();
         let result = self.inner.list().await;
         self.record("list", started, &result);

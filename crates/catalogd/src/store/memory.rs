@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use manifest_codec::{DatasetName, Manifest};
 
-use super::{ListedManifest, ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{ListedManifest, Listing, ManifestStore, StoreError, StoredManifest, WriteCondition};
 
 /// A fault the next put suffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +190,7 @@ impl ManifestStore for MemoryStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError> {
+    async fn list(&self) -> Result<Listing, StoreError> {
         let mut listed: Vec<ListedManifest> = self
             .objects
             .lock()
@@ -202,7 +202,10 @@ impl ManifestStore for MemoryStore {
             })
             .collect();
         listed.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(listed)
+        Ok(Listing {
+            manifests: listed,
+            foreign: Vec::new(),
+        })
     }
 
     async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError> {

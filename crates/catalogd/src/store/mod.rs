@@ -50,9 +50,6 @@ pub enum StoreError {
     /// or may not have happened.
     #[error("storage outcome unknown: {0}")]
     Unknown(String),
-    /// An object under the manifest prefix whose key is not `<valid name>.parquet`.
-    #[error("{key} is not a manifest key (expected _catalog/manifests/<name>.parquet)")]
-    NotAManifestKey { key: String },
     /// A stored manifest belongs to another name than its key says.
     #[error("manifest {key} holds the dataset {found:?}, not the one its key names")]
     NameMismatch { key: String, found: String },
@@ -76,7 +73,6 @@ impl StoreError {
         match self {
             Self::PreconditionFailed
             | Self::Unavailable(_)
-            | Self::NotAManifestKey { .. }
             | Self::NameMismatch { .. }
             | Self::Encode(_)
             | Self::Corrupt { .. } => true,
@@ -90,7 +86,6 @@ impl StoreError {
             Self::PreconditionFailed => "precondition_failed",
             Self::Unavailable(_) => "unavailable",
             Self::Unknown(_) => "unknown",
-            Self::NotAManifestKey { .. } => "not_a_manifest_key",
             Self::Encode(_) => "encode",
             Self::NameMismatch { .. } | Self::Corrupt { .. } => "corrupt",
         }
@@ -114,15 +109,26 @@ pub trait ManifestStore: fmt::Debug {
     /// Removes the manifest of `name` if it is still version `etag`.
     async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError>;
 
-    /// Every stored manifest's name and entity tag, walking every page of the listing. A
-    /// key under the manifest prefix that is not a manifest key is an error naming it.
-    async fn list(&self) -> Result<Vec<ListedManifest>, StoreError>;
+    /// Every stored manifest's name and entity tag, walking every page of the listing.
+    /// Keys under the manifest prefix that are not `<valid name>.parquet` are not
+    /// manifests: they come back apart, in `foreign`.
+    async fn list(&self) -> Result<Listing, StoreError>;
 
     /// The stored checkpoint file, if any (see [`manifest_codec::decode_checkpoint`]).
     async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError>;
 
     /// Replaces the checkpoint file (unconditionally: any checkpoint is only a cache).
     async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError>;
+}
+
+/// What the manifest prefix holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The manifests, by key order.
+    pub manifests: Vec<ListedManifest>,
+    /// Keys under the prefix that are not `<valid name>.parquet` (a stray file some writer
+    /// put there): never read, never a reason to stop.
+    pub foreign: Vec<String>,
 }
 
 /// A manifest object as listed.

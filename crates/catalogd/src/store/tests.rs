@@ -51,7 +51,7 @@ async fn conformance(store: &dyn ManifestStore) {
         .unwrap();
     assert_ne!(e1, e2);
     // The listing carries each manifest's entity tag, in the form `get` and `put` give.
-    let listed = store.list().await.unwrap();
+    let listed = store.list().await.unwrap().manifests;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].name.as_str(), listed[0].etag.as_str()),
@@ -63,7 +63,7 @@ async fn conformance(store: &dyn ManifestStore) {
     store.put_checkpoint("two".into()).await.unwrap();
     assert_eq!(store.get_checkpoint().await.unwrap().unwrap(), "two");
     assert_eq!(
-        store.list().await.unwrap().len(),
+        store.list().await.unwrap().manifests.len(),
         1,
         "the checkpoint is not a manifest"
     );
@@ -96,6 +96,7 @@ async fn storaged() -> (u16, actix_web::dev::ServerHandle, tempfile::TempDir) {
         &storaged::config::Overrides {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().join("data")),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -229,18 +230,35 @@ async fn a_thousand_datasets_survive_a_rebuild_from_storaged() {
 }
 
 #[actix_web::test]
-async fn a_foreign_key_under_the_manifest_prefix_stops_rehydration() {
+async fn keys_under_the_manifest_prefix_that_are_not_manifests_are_skipped() {
     let (port, _handle, _dir) = storaged().await;
-    let key = format!("{MANIFEST_PREFIX}Upper{MANIFEST_SUFFIX}");
-    let mut res = awc::Client::default()
-        .put(format!("http://127.0.0.1:{port}/v1/objects/{key}"))
-        .send_body("x")
+    let store = http_store(port);
+    store
+        .put(&manifest("real", 1), WriteCondition::Absent)
         .await
         .unwrap();
-    let _ = res.body().await;
-    let catalog = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
-    let err = catalog.rehydrate().await.unwrap_err();
-    let source = std::error::Error::source(&err).unwrap().to_string();
-    assert!(source.contains(&key), "{source}");
-    assert!(catalog.is_empty());
+    let foreign = [
+        format!("{MANIFEST_PREFIX}Upper{MANIFEST_SUFFIX}"),
+        format!("{MANIFEST_PREFIX}notes.txt"),
+        format!("{MANIFEST_PREFIX}nested/real{MANIFEST_SUFFIX}"),
+    ];
+    for key in &foreign {
+        let mut res = awc::Client::default()
+            .put(format!("http://127.0.0.1:{port}/v1/objects/{key}"))
+            .send_body("x")
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{key}: {}", res.status());
+        let _ = res.body().await;
+    }
+    let listing = store.list().await.unwrap();
+    assert_eq!(listing.manifests.len(), 1);
+    let mut expected = foreign.to_vec();
+    expected.sort();
+    assert_eq!(listing.foreign, expected);
+
+    let catalog = Catalog::new(Rc::new(store), Arc::new(SystemClock));
+    let loaded = catalog.rehydrate().await.unwrap();
+    assert_eq!((loaded.datasets, loaded.foreign_keys), (1, 3));
+    assert_eq!(catalog.get(&name("real")).unwrap().version, 1);
 }

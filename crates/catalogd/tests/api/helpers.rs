@@ -32,6 +32,7 @@ pub(crate) async fn spawn_storaged() -> Storaged {
         &storaged::config::Overrides {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().join("data")),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -62,6 +63,7 @@ pub(crate) fn catalogd_settings(storaged_url: &str) -> Settings {
         &Overrides {
             listen: Some("127.0.0.1:0".into()),
             storaged_url: Some(storaged_url.to_owned()),
+            ..Default::default()
         },
     )
     .unwrap()

@@ -100,6 +100,7 @@ async fn not_ready_until_storaged_answers_then_ready() {
         &storaged::config::Overrides {
             listen: Some(format!("127.0.0.1:{port}")),
             data_dir: Some(dir.path().join("data")),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -184,7 +185,7 @@ async fn a_corrupt_manifest_stops_start_up_naming_its_key() {
 }
 
 #[actix_web::test]
-async fn a_foreign_key_or_a_misplaced_manifest_stops_start_up() {
+async fn a_misplaced_manifest_stops_start_up_and_a_foreign_key_is_skipped() {
     let storaged = spawn_storaged().await;
     let good = spawn_catalogd(&storaged.url()).await;
     Api::new(good.port)
@@ -204,8 +205,18 @@ async fn a_foreign_key_or_a_misplaced_manifest_stops_start_up() {
         .await
         .unwrap();
 
+    // Keys that are not `<valid name>.parquet` are no manifests: skipped and counted.
     plant(&storaged, &manifest_key_of("Not A Name"), alpha.to_vec()).await;
-    assert_start_fails_naming(&storaged, &manifest_key_of("Not A Name")).await;
+    let notes = format!("{}notes.txt", manifest_codec::layout::MANIFEST_PREFIX);
+    plant(&storaged, &notes, b"any bytes".to_vec()).await;
+    let catalogd = spawn_catalogd(&storaged.url()).await;
+    let api = Api::new(catalogd.port);
+    assert_eq!(api.get_ok("/v1/datasets/alpha").await.code(), 200);
+    assert_eq!(list_all(&api).await.len(), 1);
+    assert_eq!(
+        metric(&metrics_of(&api).await, "catalogd_foreign_manifest_keys").as_deref(),
+        Some("2")
+    );
 }
 
 fn metric(metrics: &str, name: &str) -> Option<String> {

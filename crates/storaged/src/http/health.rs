@@ -27,7 +27,9 @@ pub(crate) async fn metrics(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
-    state.authorize(&req)?;
+    if !state.metrics_open {
+        state.authorize(&req, super::auth::Access::Metrics)?;
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render()))

@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use manifest_codec::ObjectKey;
 use serde::{Deserialize, Serialize};
 
+use super::auth::Access;
 use super::AppState;
 use crate::Error;
 
@@ -46,8 +47,14 @@ pub(crate) async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
-    state.authorize(&req)?;
-    let query = web::Query::<ListQuery>::from_query(req.query_string())
+    let query = web::Query::<ListQuery>::from_query(req.query_string());
+    let asked = query
+        .as_ref()
+        .ok()
+        .and_then(|q| q.prefix.clone())
+        .unwrap_or_default();
+    let authorized = state.authorize(&req, Access::List(&asked))?;
+    let query = query
         .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?
         .into_inner();
     let limit = service_kit::parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
@@ -79,6 +86,7 @@ pub(crate) async fn list(
     let objects = page
         .objects
         .iter()
+        .filter(|m| authorized.visibility.shows(m.key.as_str()))
         .map(|m| ListedObject {
             key: m.key.as_str(),
             size: m.size,

@@ -9,11 +9,13 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 
+use service_kit::credentials::{Authentication, CredentialStore};
+
 use crate::backend::Backend;
-use crate::config::Secret;
 use crate::metrics::Metrics;
 use crate::Error;
 
+pub mod auth;
 mod body;
 mod conditions;
 mod health;
@@ -29,28 +31,68 @@ pub struct AppState {
     pub max_object_size: u64,
     /// Upload idle timeout.
     pub body_idle_timeout: Duration,
-    /// Bearer token required on every route but the probes, if set.
-    pub auth_token: Option<Secret>,
+    /// The credentials in force (none: everything is open).
+    pub credentials: Arc<CredentialStore<auth::StoragedScope>>,
+    /// `/metrics` without credentials.
+    pub metrics_open: bool,
     /// This instance's metrics.
     pub metrics: Metrics,
 }
 
 impl AppState {
-    /// Checks the bearer token, in constant time, when one is configured.
-    fn authorize(&self, req: &HttpRequest) -> Result<(), Error> {
-        let Some(token) = &self.auth_token else {
-            return Ok(());
-        };
+    /// Who is calling, and whether their credential allows `access`: 401 for a missing
+    /// or unknown token, 403 naming the scope needed for a known one without it. Every
+    /// decision is counted by credential; refusals are logged.
+    fn authorize(&self, req: &HttpRequest, access: auth::Access<'_>) -> Result<Authorized, Error> {
+        let credentials = self.credentials.current();
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if token.is_bearer(given) {
-            Ok(())
-        } else {
-            Err(Error::Unauthorized)
+        let authenticated = credentials.authenticate(given);
+        let count = |name: &str, outcome: &str| {
+            self.metrics
+                .credential_requests
+                .with_label_values(&[name, outcome])
+                .inc();
+        };
+        match authenticated {
+            Authentication::Open => Ok(Authorized {
+                caller: auth::Caller::Anonymous,
+                visibility: auth::Visibility::All,
+            }),
+            Authentication::Unknown => {
+                count("-", "unauthorized");
+                tracing::info!(method = %req.method(), path = req.path(), credential = "-", "refused: no valid bearer token");
+                Err(Error::Unauthorized)
+            }
+            Authentication::Known(credential) if auth::allows(&credential.scopes, access) => {
+                count(&credential.name, "allowed");
+                Ok(Authorized {
+                    caller: auth::caller(credential),
+                    visibility: auth::Visibility::of(&authenticated),
+                })
+            }
+            Authentication::Known(credential) => {
+                count(&credential.name, "forbidden");
+                let needed = access.needed();
+                tracing::info!(method = %req.method(), path = req.path(), credential = %credential.name, scope_needed = %needed, "refused: scope missing");
+                Err(Error::Forbidden {
+                    credential: credential.name.clone(),
+                    needed,
+                })
+            }
         }
     }
+}
+
+/// A request that passed [`AppState::authorize`].
+#[derive(Debug)]
+pub(crate) struct Authorized {
+    /// Who made it (for the audit log).
+    pub(crate) caller: auth::Caller,
+    /// What its listings may show.
+    pub(crate) visibility: auth::Visibility,
 }
 
 service_kit::route_table! {

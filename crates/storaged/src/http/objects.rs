@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
 use serde::Serialize;
 
+use super::auth::{Access, Caller};
 use super::conditions::{byte_range, delete_condition, put_condition, tag_list};
 use super::{body, AppState};
 use crate::backend::ObjectMeta;
@@ -20,6 +21,37 @@ fn key_of(req: &HttpRequest) -> Result<ObjectKey, Error> {
     let raw = req.uri().path().strip_prefix(PREFIX).unwrap_or_default();
     let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
     Ok(ObjectKey::parse_bytes(&bytes)?)
+}
+
+/// The key of `req` and the access it asks for, checked: a key that does not parse is
+/// still authorized (as the empty key) first, so an unauthenticated client learns nothing.
+fn authorized_key(
+    state: &AppState,
+    req: &HttpRequest,
+    write: bool,
+) -> Result<(ObjectKey, Caller), Error> {
+    let key = key_of(req);
+    let text = key.as_ref().map_or("", ObjectKey::as_str);
+    let access = if write {
+        Access::Write(text)
+    } else {
+        Access::Read(text)
+    };
+    let authorized = state.authorize(req, access)?;
+    Ok((key?, authorized.caller))
+}
+
+/// The audit trail: one line per write or delete that passed authorization, whatever
+/// its outcome.
+fn audit(caller: &Caller, method: &str, key: &ObjectKey, outcome: &str, etag: Option<&str>) {
+    tracing::info!(
+        credential = caller.name(),
+        method,
+        key = key.as_str(),
+        outcome,
+        etag = etag.unwrap_or("-"),
+        "audit"
+    );
 }
 
 fn quoted(meta: &ObjectMeta) -> String {
@@ -38,8 +70,7 @@ pub(crate) async fn put(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    state.authorize(&req)?;
-    let key = key_of(&req)?;
+    let (key, caller) = authorized_key(&state, &req, true)?;
     let condition = put_condition(req.headers(), key.as_str())?;
     let limit = state.max_object_size;
     if let Some(length) = req.headers().get(header::CONTENT_LENGTH) {
@@ -58,7 +89,21 @@ pub(crate) async fn put(
         state.body_idle_timeout,
         state.metrics.bytes_in.clone(),
     );
-    let outcome = state.backend.put(&key, condition, body).await?;
+    let outcome = match state.backend.put(&key, condition, body).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let e = Error::from(e);
+            audit(&caller, "PUT", &key, e.code(), None);
+            return Err(e);
+        }
+    };
+    let created = if outcome.created {
+        "created"
+    } else {
+        "replaced"
+    };
+    let etag = outcome.meta.etag.to_string();
+    audit(&caller, "PUT", &key, created, Some(&etag));
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -92,8 +137,7 @@ async fn read(
     req: HttpRequest,
     with_body: bool,
 ) -> Result<HttpResponse, Error> {
-    state.authorize(&req)?;
-    let key = key_of(&req)?;
+    let (key, _caller) = authorized_key(&state, &req, false)?;
     let object = state.backend.get(&key).await?;
     let meta = object.meta.clone();
     let headers = req.headers();
@@ -149,9 +193,13 @@ pub(crate) async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
-    state.authorize(&req)?;
-    let key = key_of(&req)?;
+    let (key, caller) = authorized_key(&state, &req, true)?;
     let condition = delete_condition(req.headers(), key.as_str())?;
-    state.backend.delete(&key, condition).await?;
+    if let Err(e) = state.backend.delete(&key, condition).await {
+        let e = Error::from(e);
+        audit(&caller, "DELETE", &key, e.code(), None);
+        return Err(e);
+    }
+    audit(&caller, "DELETE", &key, "deleted", None);
     Ok(HttpResponse::NoContent().finish())
 }

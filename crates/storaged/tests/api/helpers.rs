@@ -31,6 +31,7 @@ pub(crate) fn test_settings(data_dir: &Path) -> Settings {
         &Overrides {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(data_dir.to_path_buf()),
+            ..Default::default()
         },
     )
     .unwrap()

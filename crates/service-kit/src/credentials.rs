@@ -1,0 +1,452 @@
+//! Scoped credentials, shared by both services: who may do what, loaded from a TOML file
+//! that holds no secret (`token_sha256`) or points at one (`token_file`), and re-read when
+//! it changes or on SIGHUP without a restart.
+//!
+//! ```toml
+//! [[credential]]
+//! name = "producer"
+//! token_sha256 = "<hex sha-256 of the bearer token>"
+//! scopes = ["write:lake/"]
+//! ```
+//!
+//! Each service parses the scope strings into its own scope type ([`Scope`]); a file with
+//! an unknown scope, a missing secret or a duplicate name is refused as a whole, naming the
+//! entry at fault.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// A service's scope: parsed from the strings of a credential's `scopes`.
+pub trait Scope: Sized + fmt::Debug + Clone + Send + Sync + 'static {
+    /// Parses one scope string, or says what is wrong with it.
+    fn parse(text: &str) -> Result<Self, String>;
+
+    /// The scope that allows everything (the legacy `auth_token`).
+    fn admin() -> Self;
+}
+
+/// One credential: a name (logged, never the secret), the SHA-256 of its bearer token,
+/// and what it may do.
+#[derive(Clone)]
+pub struct Credential<S> {
+    /// Logged and counted; never secret.
+    pub name: String,
+    token_sha256: [u8; 32],
+    /// What the holder may do.
+    pub scopes: Vec<S>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Credential<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A set of credentials, as loaded at one moment.
+#[derive(Clone)]
+pub struct Credentials<S> {
+    entries: Vec<Credential<S>>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Credentials<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.entries).finish()
+    }
+}
+
+/// What presenting a bearer token proved.
+#[derive(Debug, Clone, Copy)]
+pub enum Authentication<'a, S> {
+    /// No credentials are configured: everything is open.
+    Open,
+    /// The token belongs to this credential.
+    Known(&'a Credential<S>),
+    /// No token, or one that matches no credential.
+    Unknown,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFormat {
+    #[serde(default)]
+    credential: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    token_sha256: Option<String>,
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+/// The hex SHA-256 of `token` (what a credentials file's `token_sha256` holds).
+pub fn token_sha256_hex(token: &str) -> String {
+    use std::fmt::Write;
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl<S: Scope> Credentials<S> {
+    /// No credentials: every request is allowed.
+    pub fn none() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    /// Whether any credential is configured (if not, everything is open).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The credentials of `file` (TOML), plus the legacy `auth_token` as one `admin`
+    /// credential named `auth_token`. `token_file` paths are relative to the file's
+    /// directory; their content has trailing whitespace trimmed.
+    pub fn load(file: Option<&Path>, auth_token: Option<&str>) -> Result<Self, String> {
+        let mut entries = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            entries = Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        if let Some(token) = auth_token {
+            if entries
+                .iter()
+                .any(|c: &Credential<S>| c.name == "auth_token")
+            {
+                return Err("a credential is named auth_token, as the legacy auth_token is".into());
+            }
+            entries.push(Credential {
+                name: "auth_token".into(),
+                token_sha256: Sha256::digest(token.as_bytes()).into(),
+                scopes: vec![S::admin()],
+            });
+        }
+        Ok(Self { entries })
+    }
+
+    fn parse(text: &str, base: &Path) -> Result<Vec<Credential<S>>, String> {
+        let file: FileFormat = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut out: Vec<Credential<S>> = Vec::with_capacity(file.credential.len());
+        for (i, entry) in file.credential.into_iter().enumerate() {
+            let at = format!("credential {i} ({:?})", entry.name);
+            if entry.name.is_empty() {
+                return Err(format!("credential {i}: the name is empty"));
+            }
+            if out.iter().any(|c| c.name == entry.name) {
+                return Err(format!("{at}: the name is used twice"));
+            }
+            let token_sha256 = match (&entry.token_sha256, &entry.token_file) {
+                (Some(hex), None) => parse_hex32(&hex.to_ascii_lowercase()).ok_or_else(|| {
+                    format!("{at}: token_sha256 must be 64 hex digits (the SHA-256 of the token)")
+                })?,
+                (None, Some(path)) => {
+                    let path = base.join(path);
+                    let token = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{at}: cannot read {}: {e}", path.display()))?;
+                    let token = token.trim_end();
+                    if token.is_empty() {
+                        return Err(format!("{at}: {} is empty", path.display()));
+                    }
+                    Sha256::digest(token.as_bytes()).into()
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!("{at}: give token_sha256 or token_file, not both"))
+                }
+                (None, None) => {
+                    return Err(format!("{at}: needs a secret (token_sha256 or token_file)"))
+                }
+            };
+            if entry.scopes.is_empty() {
+                return Err(format!("{at}: has no scopes"));
+            }
+            let scopes = entry
+                .scopes
+                .iter()
+                .map(|s| S::parse(s).map_err(|e| format!("{at}: scope {s:?}: {e}")))
+                .collect::<Result<Vec<S>, String>>()?;
+            out.push(Credential {
+                name: entry.name,
+                token_sha256,
+                scopes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Who presents `authorization` (an `Authorization` header value): its SHA-256 is
+    /// compared with every credential's in constant time.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Authentication<'_, S> {
+        use subtle::ConstantTimeEq;
+        if self.entries.is_empty() {
+            return Authentication::Open;
+        }
+        let Some(token) = authorization
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
+        else {
+            return Authentication::Unknown;
+        };
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for entry in &self.entries {
+            if bool::from(entry.token_sha256.ct_eq(&presented)) {
+                found = Some(entry);
+            }
+        }
+        found.map_or(Authentication::Unknown, Authentication::Known)
+    }
+}
+
+/// The credentials in force, swapped whole when the file changes.
+#[derive(Debug)]
+pub struct CredentialStore<S> {
+    current: RwLock<Arc<Credentials<S>>>,
+    file: Option<PathBuf>,
+    auth_token: Option<crate::Secret>,
+}
+
+/// What identifies one version of a file on disk (a rewrite in place changes the time or
+/// length; a replacement by rename changes the inode).
+fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+}
+
+impl<S: Scope> CredentialStore<S> {
+    /// Loads `file` (if any) and the legacy `auth_token`; an error names what is wrong.
+    pub fn open(file: Option<PathBuf>, auth_token: Option<crate::Secret>) -> Result<Self, String> {
+        let loaded = Credentials::load(
+            file.as_deref(),
+            auth_token.as_ref().map(crate::Secret::expose),
+        )?;
+        Ok(Self {
+            current: RwLock::new(Arc::new(loaded)),
+            file,
+            auth_token,
+        })
+    }
+
+    /// The credentials in force now.
+    pub fn current(&self) -> Arc<Credentials<S>> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads the file. A broken file keeps the credentials in force and says why.
+    pub fn reload(&self) -> Result<usize, String> {
+        let loaded = Credentials::load(
+            self.file.as_deref(),
+            self.auth_token.as_ref().map(crate::Secret::expose),
+        )?;
+        let count = loaded.entries.len();
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(loaded);
+        Ok(count)
+    }
+
+    /// Re-reads the file whenever it changes on disk (checked every `every`) and on
+    /// SIGHUP; logs each reload and each refusal. Runs until dropped.
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        let Some(path) = self.file.clone() else {
+            return;
+        };
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut seen = stamp(&path);
+        loop {
+            let by_signal = if let Some(signal) = hangup.as_mut() {
+                tokio::select! {
+                    _ = signal.recv() => true,
+                    () = tokio::time::sleep(every) => false,
+                }
+            } else {
+                tokio::time::sleep(every).await;
+                false
+            };
+            let now = stamp(&path);
+            if !by_signal && now == seen {
+                continue;
+            }
+            seen = now;
+            match self.reload() {
+                Ok(count) => {
+                    tracing::info!(file = %path.display(), credentials = count, by_signal, "credentials reloaded");
+                }
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "credentials file refused; the previous credentials stay in force");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum TestScope {
+        Read,
+        Admin,
+    }
+
+    impl Scope for TestScope {
+        fn parse(text: &str) -> Result<Self, String> {
+            match text {
+                "read" => Ok(Self::Read),
+                "admin" => Ok(Self::Admin),
+                _ => Err("unknown scope".into()),
+            }
+        }
+
+        fn admin() -> Self {
+            Self::Admin
+        }
+    }
+
+    fn load(text: &str, dir: &Path) -> Result<Credentials<TestScope>, String> {
+        let path = dir.join("credentials.toml");
+        std::fs::write(&path, text).unwrap();
+        Credentials::load(Some(&path), None)
+    }
+
+    #[test]
+    fn tokens_by_hash_or_file_authenticate_their_credential_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("reader-token"), "reader-secret\n").unwrap();
+        let text = format!(
+            "[[credential]]\nname = \"admin\"\ntoken_sha256 = \"{}\"\nscopes = [\"admin\"]\n\n\
+             [[credential]]\nname = \"reader\"\ntoken_file = \"reader-token\"\nscopes = [\"read\"]\n",
+            token_sha256_hex("admin-secret")
+        );
+        let creds = load(&text, dir.path()).unwrap();
+        let who = |h: &str| match creds.authenticate(Some(h)) {
+            Authentication::Known(c) => Some(c.name.clone()),
+            Authentication::Unknown => None,
+            Authentication::Open => panic!("open"),
+        };
+        assert_eq!(who("Bearer admin-secret").as_deref(), Some("admin"));
+        assert_eq!(who("bearer reader-secret").as_deref(), Some("reader"));
+        assert_eq!(who("Bearer reader-secret\n"), None);
+        assert_eq!(who("Bearer admin-secreT"), None);
+        assert_eq!(who("Basic admin-secret"), None);
+        assert_eq!(who("admin-secret"), None);
+        assert!(matches!(creds.authenticate(None), Authentication::Unknown));
+        assert!(matches!(
+            Credentials::<TestScope>::none().authenticate(None),
+            Authentication::Open
+        ));
+    }
+
+    #[test]
+    fn a_broken_file_is_refused_naming_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = token_sha256_hex("t");
+        for (text, needle) in [
+            ("[[credential]]\nname = \"a\"\nscopes = [\"read\"]\n", "needs a secret"),
+            (
+                &format!("[[credential]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nscopes = [\"write\"]\n"),
+                "scope \"write\"",
+            ),
+            (
+                "[[credential]]\nname = \"a\"\ntoken_sha256 = \"abc\"\nscopes = [\"read\"]\n",
+                "64 hex digits",
+            ),
+            (
+                &format!("[[credential]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nscopes = []\n"),
+                "no scopes",
+            ),
+            (
+                &format!("[[credential]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nscopes = [\"read\"]\n[[credential]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nscopes = [\"read\"]\n"),
+                "used twice",
+            ),
+            (
+                &format!("[[credential]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nscopes = [\"read\"]\nsecret = 1\n"),
+                "secret",
+            ),
+            ("[[credential]]\nname = \"a\"\ntoken_file = \"missing\"\nscopes = [\"read\"]\n", "cannot read"),
+        ] {
+            let err = load(text, dir.path()).unwrap_err();
+            assert!(err.contains(needle), "{needle:?} not in {err}");
+            assert!(!err.contains(&hash), "the hash leaked: {err}");
+        }
+    }
+
+    #[test]
+    fn the_legacy_token_is_one_admin_credential() {
+        let creds = Credentials::<TestScope>::load(None, Some("legacy")).unwrap();
+        match creds.authenticate(Some("Bearer legacy")) {
+            Authentication::Known(c) => {
+                assert_eq!(c.name, "auth_token");
+                assert_eq!(c.scopes, vec![TestScope::Admin]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reload_swaps_the_credentials_and_a_broken_file_keeps_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.toml");
+        let entry = |token: &str| {
+            format!(
+                "[[credential]]\nname = \"c\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\"]\n",
+                token_sha256_hex(token)
+            )
+        };
+        std::fs::write(&path, entry("old")).unwrap();
+        let store = CredentialStore::<TestScope>::open(Some(path.clone()), None).unwrap();
+        let known = |store: &CredentialStore<TestScope>, token: &str| {
+            matches!(
+                store
+                    .current()
+                    .authenticate(Some(&format!("Bearer {token}"))),
+                Authentication::Known(_)
+            )
+        };
+        assert!(known(&store, "old"));
+        std::fs::write(&path, entry("new")).unwrap();
+        assert_eq!(store.reload(), Ok(1));
+        assert!(known(&store, "new") && !known(&store, "old"));
+        std::fs::write(&path, "not toml [").unwrap();
+        assert!(store.reload().is_err());
+        assert!(
+            known(&store, "new"),
+            "a broken file replaced the credentials"
+        );
+    }
+}
