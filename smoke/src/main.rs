@@ -43,6 +43,9 @@ struct Args {
     /// How long to wait for a service to become ready.
     #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
+    /// PEM certificates of the CA to trust for `https://` URLs (URL mode).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 /// How the harness reaches and restarts the services.
@@ -154,7 +157,11 @@ async fn run(args: Args) -> ExitCode {
                 }
             },
         };
-    let (storaged, catalogd) = (Api::at(&storaged), Api::at(&catalogd));
+    let api = |url: &str| match &args.ca_file {
+        Some(ca) => Api::at_with_ca(url, ca),
+        None => Api::at(url),
+    };
+    let (storaged, catalogd) = (api(&storaged), api(&catalogd));
     let ready_timeout = Duration::from_secs(args.ready_timeout_secs);
     // A name of its own per run, so URL mode can run again against the same stack.
     let name = format!(

@@ -34,6 +34,17 @@ pub struct Settings {
     /// Serve `/metrics` without credentials even when credentials are configured.
     #[serde(default)]
     pub metrics_open: bool,
+    /// Serve HTTPS with this PEM certificate chain (with `tls_key_file`); re-read on
+    /// SIGHUP.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM certificates of the CA that signed storaged's certificate, for an `https://`
+    /// `storaged_url` (without it, the public web roots are trusted).
+    #[serde(default)]
+    pub storaged_ca_file: Option<PathBuf>,
     /// Bearer token sent to storaged, when storaged requires one.
     #[serde(default)]
     pub storaged_token: Option<Secret>,
@@ -103,10 +114,11 @@ impl Settings {
         let url_ok = self
             .storaged_url
             .strip_prefix("http://")
+            .or_else(|| self.storaged_url.strip_prefix("https://"))
             .is_some_and(|rest| !rest.is_empty() && !rest.contains(['?', '#']));
         if !url_ok {
             return Err(SettingsError(format!(
-                "storaged_url must be an http:// URL with a host, got {:?}",
+                "storaged_url must be an http:// or https:// URL with a host, got {:?}",
                 self.storaged_url
             )));
         }
@@ -118,6 +130,16 @@ impl Settings {
         }
         if self.max_body_size.as_u64() == 0 {
             return Err(SettingsError("max_body_size must be above 0".into()));
+        }
+        if self.storaged_ca_file.is_some() && !self.storaged_url.starts_with("https://") {
+            return Err(SettingsError(
+                "storaged_ca_file is set but storaged_url is not https://".into(),
+            ));
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(SettingsError(
+                "tls_cert_file and tls_key_file go together: give both or neither".into(),
+            ));
         }
         if self.auth_token.as_ref().is_some_and(Secret::is_empty) {
             return Err(SettingsError(

@@ -46,16 +46,24 @@ impl std::fmt::Debug for Application {
     }
 }
 
-fn store(settings: &Settings, metrics: &Metrics) -> Rc<dyn ManifestStore> {
+fn store(
+    settings: &Settings,
+    tls: Option<&Arc<service_kit::tls::ClientConfig>>,
+    metrics: &Metrics,
+) -> Rc<dyn ManifestStore> {
+    let mut store = HttpManifestStore::new(
+        &settings.storaged_url,
+        settings
+            .storaged_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+        settings.storaged_timeout,
+    );
+    if let Some(tls) = tls {
+        store = store.with_tls(tls.clone());
+    }
     Rc::new(Instrumented::new(
-        HttpManifestStore::new(
-            &settings.storaged_url,
-            settings
-                .storaged_token
-                .as_ref()
-                .map(|t| t.expose().to_owned()),
-            settings.storaged_timeout,
-        ),
+        store,
         metrics.storaged_latency.clone(),
         metrics.storaged_errors.clone(),
     ))
@@ -72,7 +80,17 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, Error> {
         let metrics = Metrics::new()
             .map_err(|e| Error::io("registering metrics", std::io::Error::other(e)))?;
-        let catalog = Catalog::new(store(&settings, &metrics), Arc::new(SystemClock));
+        let tls = settings
+            .storaged_url
+            .starts_with("https://")
+            .then(|| service_kit::tls::client_config(settings.storaged_ca_file.as_deref()))
+            .transpose()
+            .map_err(|e| Error::io("configuring tls to storaged", std::io::Error::other(e)))?
+            .map(Arc::new);
+        let catalog = Catalog::new(
+            store(&settings, tls.as_ref(), &metrics),
+            Arc::new(SystemClock),
+        );
         let credentials = Arc::new(
             CredentialStore::open(
                 settings.credentials_file.clone(),
@@ -97,10 +115,15 @@ impl Application {
             .port();
         let state = catalog.state();
         let worker_service = service.clone();
+        let worker_tls = tls.clone();
         let worker_settings = settings.clone();
         let server = HttpServer::new(move || {
             let app_state = AppState {
-                catalog: state.attach(store(&worker_settings, &worker_service.metrics)),
+                catalog: state.attach(store(
+                    &worker_settings,
+                    worker_tls.as_ref(),
+                    &worker_service.metrics,
+                )),
                 service: worker_service.clone(),
             };
             App::new()
@@ -111,8 +134,20 @@ impl Application {
                 .wrap(middleware::from_fn(http::record_metrics))
         })
         .disable_signals()
-        .shutdown_timeout(DRAIN_SECONDS)
-        .listen(listener)
+        .shutdown_timeout(DRAIN_SECONDS);
+        let server = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let cert = service_kit::tls::ReloadableCert::load(cert, key).map_err(|e| {
+                    Error::io("loading the tls certificate", std::io::Error::other(e))
+                })?;
+                let config = cert
+                    .server_config()
+                    .map_err(|e| Error::io("configuring tls", std::io::Error::other(e)))?;
+                actix_web::rt::spawn(cert.reload_on_hangup());
+                server.listen_rustls_0_23(listener, config)
+            }
+            _ => server.listen(listener),
+        }
         .map_err(|e| Error::io("listening", e))?
         .run();
         tracing::info!(port, storaged = %settings.storaged_url, "listening; rebuilding the index");

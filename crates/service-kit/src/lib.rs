@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod http;
+pub mod tls;
 
 use std::fmt;
 use std::time::Duration;

@@ -40,6 +40,13 @@ pub struct Settings {
     /// Serve `/metrics` without credentials even when credentials are configured.
     #[serde(default)]
     pub metrics_open: bool,
+    /// Serve HTTPS with this PEM certificate chain (with `tls_key_file`); re-read on
+    /// SIGHUP.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
 }
@@ -104,6 +111,11 @@ impl Settings {
         }
         if self.body_idle_timeout.is_zero() {
             return Err(SettingsError("body_idle_timeout must be above 0".into()));
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(SettingsError(
+                "tls_cert_file and tls_key_file go together: give both or neither".into(),
+            ));
         }
         if self.auth_token.as_ref().is_some_and(Secret::is_empty) {
             return Err(SettingsError(

@@ -88,8 +88,20 @@ impl Application {
                 .wrap(middleware::from_fn(http::record_metrics))
         })
         .disable_signals()
-        .shutdown_timeout(DRAIN_SECONDS)
-        .listen(listener)
+        .shutdown_timeout(DRAIN_SECONDS);
+        let server = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let cert = service_kit::tls::ReloadableCert::load(cert, key).map_err(|e| {
+                    Error::io("loading the tls certificate", std::io::Error::other(e))
+                })?;
+                let config = cert
+                    .server_config()
+                    .map_err(|e| Error::io("configuring tls", std::io::Error::other(e)))?;
+                actix_web::rt::spawn(cert.reload_on_hangup());
+                server.listen_rustls_0_23(listener, config)
+            }
+            _ => server.listen(listener),
+        }
         .map_err(|e| Error::io("listening", e))?
         .run();
         tracing::info!(port, "listening");

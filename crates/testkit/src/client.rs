@@ -76,6 +76,21 @@ impl Api {
         }
     }
 
+    /// A client for the HTTPS service at `base` that trusts the CA certificates of the
+    /// PEM `ca_file` only.
+    pub fn at_with_ca(base: &str, ca_file: &std::path::Path) -> Self {
+        let tls = service_kit::tls::client_config(Some(ca_file))
+            .unwrap_or_else(|e| panic!("tls client configuration: {e}"));
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .disable_redirects()
+                .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
+                .finish(),
+        }
+    }
+
     /// The base URL.
     pub fn base(&self) -> &str {
         &self.base

@@ -34,6 +34,8 @@ pub struct Launch {
     wrapper: Vec<OsString>,
     port: u16,
     log_dir: PathBuf,
+    /// The CA to trust when the process serves HTTPS.
+    tls_ca: Option<PathBuf>,
 }
 
 impl Launch {
@@ -47,7 +49,16 @@ impl Launch {
             wrapper: Vec::new(),
             port,
             log_dir: std::env::temp_dir(),
+            tls_ca: None,
         }
+    }
+
+    /// The process serves HTTPS with a certificate signed by the CA of the PEM `ca_file`:
+    /// its [`Proc::url`] is `https://` and [`Proc::api`] trusts that CA.
+    #[must_use]
+    pub fn https(mut self, ca_file: &Path) -> Self {
+        self.tls_ca = Some(ca_file.to_path_buf());
+        self
     }
 
     /// storaged on `127.0.0.1:port` with its data in `data_dir`.
@@ -143,6 +154,7 @@ impl Launch {
             .join(format!("{}-{}-{}.log", self.name, self.port, unique()));
         let mut proc = Proc::spawn(self.command(), self.port, log);
         proc.launch = Some(self.clone());
+        proc.tls_ca.clone_from(&self.tls_ca);
         proc
     }
 }
@@ -159,6 +171,7 @@ pub struct Proc {
     /// Its log file.
     pub log: PathBuf,
     launch: Option<Launch>,
+    tls_ca: Option<PathBuf>,
 }
 
 impl Drop for Proc {
@@ -192,17 +205,25 @@ impl Proc {
             port,
             log,
             launch: None,
+            tls_ca: None,
         }
     }
 
-    /// A client for the port the process serves.
+    /// A client for the port the process serves (over HTTPS, trusting its CA, when it
+    /// was launched with [`Launch::https`]).
     pub fn api(&self) -> Api {
-        Api::new(self.port)
+        match &self.tls_ca {
+            Some(ca) => Api::at_with_ca(&self.url(), ca),
+            None => Api::new(self.port),
+        }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://127.0.0.1:<port>` for an HTTPS process.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match &self.tls_ca {
+            Some(_) => format!("https://127.0.0.1:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     /// The child's process id.

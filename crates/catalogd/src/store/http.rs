@@ -5,6 +5,7 @@
 //! a 500 (storaged can fail after the rename, while fsyncing the directory) means the
 //! outcome is unknown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,6 +45,16 @@ impl std::fmt::Debug for HttpManifestStore {
     }
 }
 
+fn client(timeout: Duration, tls: Option<Arc<service_kit::tls::ClientConfig>>) -> awc::Client {
+    let builder = awc::Client::builder().timeout(timeout).disable_redirects();
+    match tls {
+        Some(tls) => builder
+            .connector(awc::Connector::new().rustls_0_23(tls))
+            .finish(),
+        None => builder.finish(),
+    }
+}
+
 enum Outcome {
     NotWritten(String),
     Unknown(String),
@@ -62,16 +73,19 @@ impl HttpManifestStore {
     /// A client for the storaged at `base` (e.g. `http://127.0.0.1:8101`); every call
     /// must finish within `timeout`.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Self {
-        let client = awc::Client::builder()
-            .timeout(timeout)
-            .disable_redirects()
-            .finish();
         Self {
-            client,
+            client: client(timeout, None),
             base: base.trim_end_matches('/').to_owned(),
             token,
             timeout,
         }
+    }
+
+    /// The same store speaking HTTPS with `tls` (which says which CAs to trust).
+    #[must_use]
+    pub fn with_tls(mut self, tls: Arc<service_kit::tls::ClientConfig>) -> Self {
+        self.client = client(self.timeout, Some(tls));
+        self
     }
 
     fn url(&self, name: &DatasetName) -> String {
