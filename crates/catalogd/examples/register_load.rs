@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p catalogd --example register_load -- \
-//!     --url http://127.0.0.1:8102 --concurrency 64 --requests 5000 --objects 10 [--hot]
+//!     --url http://127.0.0.1:8102 --concurrency 64 --requests 5000 --objects 10 [--hot] \
+//!     [--ca-file ca.pem]   # for an https:// URL
 //! ```
 
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ struct Args {
     /// Prefix of the generated names (a distinct prefix per run keeps runs independent).
     #[arg(long, default_value = "load")]
     prefix: String,
+    /// PEM certificates of the CA to trust for an `https://` URL.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 fn body(name: &str, objects: usize) -> Vec<u8> {
@@ -60,9 +64,16 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 fn main() {
     let args = Args::parse();
     actix_web::rt::System::new().block_on(async move {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish();
+        let builder = awc::Client::builder().timeout(Duration::from_secs(30));
+        let client = match &args.ca_file {
+            Some(ca) => {
+                let tls = service_kit::tls::client_config(Some(ca)).expect("the CA file");
+                builder
+                    .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
+                    .finish()
+            }
+            None => builder.finish(),
+        };
         let url = format!("{}/v1/datasets", args.url.trim_end_matches('/'));
         let started = Instant::now();
         let results: Vec<(u16, Duration)> = futures_util::stream::iter(0..args.requests)
