@@ -209,6 +209,7 @@ mod tests {
             ("STORAGED_BODY_IDLE_TIMEOUT", "soon", "soon"),
             ("STORAGED_FSYNC", "maybe", "fsync"),
             ("STORAGED_LOG_FORMAT", "xml", "xml"),
+            ("STORAGED_TLS_KEY_FILE", "/key.pem", "tls_cert_file"),
             ("STORAGED_MAX_OBJECT_SIZE", "0", "max_object_size"),
         ] {
             let err = Settings::load(None, &env(&[(k, v)]), &Overrides::default())
