@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use awc::http::Method;
+use manifest_codec::layout::{CATALOG_PREFIX, CHECKPOINT_KEY};
 use service_kit::credentials::token_sha256_hex;
-use testkit::lake::register_body;
+use testkit::lake::{manifest_key_of, register_body};
 use testkit::{free_port, Api, Launch, Proc, Reply};
 
 const ADMIN: &str = "admin-token-0123456789";
@@ -256,106 +257,42 @@ async fn the_underscore_area_is_out_of_reach_of_star_and_prefixes_bind() {
             .code(),
         201
     );
-    let manifest = "/v1/objects/_catalog/manifests/kept.parquet";
+    let manifest = format!("/v1/objects/{}", manifest_key_of("kept"));
     let before = objects_as(&s_api, "", ADMIN).await;
 
-    // write:* cannot touch the catalog, nor see it in a listing.
-    assert_eq!(
-        call(&s_api, &Method::PUT, manifest, Some(ANYWHERE))
-            .await
-            .code(),
-        403
-    );
-    assert_eq!(
-        call(&s_api, &Method::DELETE, manifest, Some(ANYWHERE))
-            .await
-            .code(),
-        403
-    );
-    assert_eq!(
-        call(&s_api, &Method::GET, manifest, Some(ANYWHERE))
-            .await
-            .code(),
-        403
-    );
-    assert_eq!(
-        call(&s_api, &Method::PUT, "/v1/objects/other/x", Some(ANYWHERE))
-            .await
-            .code(),
-        201
-    );
+    // (method, path, token, expected status), in order.
+    let steps: Vec<(Method, &str, &str, u16)> = vec![
+        // write:* cannot touch the catalog.
+        (Method::PUT, &manifest, ANYWHERE, 403),
+        (Method::DELETE, &manifest, ANYWHERE, 403),
+        (Method::GET, &manifest, ANYWHERE, 403),
+        (Method::PUT, "/v1/objects/other/x", ANYWHERE, 201),
+        // read:lake/ reads and lists under lake/ only.
+        (Method::GET, "/v1/objects?prefix=", READER, 403),
+        (Method::GET, "/v1/objects?prefix=lake", READER, 403),
+        (Method::GET, "/v1/objects/other/x", READER, 403),
+        (Method::GET, "/v1/objects/lake/none", READER, 404),
+        (Method::PUT, "/v1/objects/lake/y", READER, 403),
+        // write:lake/ writes there and nowhere else.
+        (Method::PUT, "/v1/objects/lake/y", PRODUCER, 201),
+        (Method::PUT, "/v1/objects/other/y", PRODUCER, 403),
+        (Method::DELETE, "/v1/objects/lake/y", PRODUCER, 204),
+    ];
+    for (method, path, token, expected) in &steps {
+        let code = call(&s_api, method, path, Some(token)).await.code();
+        assert_eq!(code, *expected, "{method} {path}");
+    }
+    // A `*` listing leaves `_` keys out; the admin sees only other/x added.
     let seen = objects_as(&s_api, "", ANYWHERE).await;
     assert!(seen.iter().all(|(k, _)| !k.starts_with('_')), "{seen:?}");
     assert!(seen.iter().any(|(k, _)| k == "other/x"));
-    assert!(objects_as(&s_api, "_catalog/", ANYWHERE).await.is_empty());
-    assert_eq!(
-        objects_as(&s_api, "", ADMIN).await.len(),
-        before.len() + 1,
-        "only other/x was added"
-    );
-
-    // read:lake/ reads and lists under lake/ only.
-    assert_eq!(
-        call(&s_api, &Method::GET, "/v1/objects?prefix=", Some(READER))
-            .await
-            .code(),
-        403
-    );
-    assert_eq!(
-        call(
-            &s_api,
-            &Method::GET,
-            "/v1/objects?prefix=lake",
-            Some(READER)
-        )
+    assert!(objects_as(&s_api, CATALOG_PREFIX, ANYWHERE)
         .await
-        .code(),
-        403
-    );
-    assert_eq!(
-        call(&s_api, &Method::GET, "/v1/objects/other/x", Some(READER))
-            .await
-            .code(),
-        403
-    );
-    assert_eq!(
-        call(&s_api, &Method::GET, "/v1/objects/lake/none", Some(READER))
-            .await
-            .code(),
-        404
-    );
-    assert_eq!(
-        call(&s_api, &Method::PUT, "/v1/objects/lake/y", Some(READER))
-            .await
-            .code(),
-        403
-    );
+        .is_empty());
+    assert_eq!(objects_as(&s_api, "", ADMIN).await.len(), before.len() + 1);
     assert_eq!(objects_as(&s_api, "lake/", READER).await.len(), 0);
 
-    // write:lake/ writes there and nowhere else; each write is audited once.
-    assert_eq!(
-        call(&s_api, &Method::PUT, "/v1/objects/lake/y", Some(PRODUCER))
-            .await
-            .code(),
-        201
-    );
-    assert_eq!(
-        call(&s_api, &Method::PUT, "/v1/objects/other/y", Some(PRODUCER))
-            .await
-            .code(),
-        403
-    );
-    assert_eq!(
-        call(
-            &s_api,
-            &Method::DELETE,
-            "/v1/objects/lake/y",
-            Some(PRODUCER)
-        )
-        .await
-        .code(),
-        204
-    );
+    // Each write is audited once.
     let log = storaged.log_text();
     let audit: Vec<&str> = log
         .lines()
@@ -432,7 +369,7 @@ async fn catalogds_own_scoped_credential_registers_deletes_and_checkpoints() {
     let checkpoint = call(
         &s_api,
         &Method::GET,
-        "/v1/objects/_catalog/checkpoint/catalog.parquet",
+        &format!("/v1/objects/{CHECKPOINT_KEY}"),
         Some(ADMIN),
     )
     .await;
@@ -441,15 +378,12 @@ async fn catalogds_own_scoped_credential_registers_deletes_and_checkpoints() {
         200,
         "no checkpoint written with the scoped credential"
     );
-    let keys: Vec<String> = objects_as(&s_api, "_catalog/", CATALOGD)
+    let keys: Vec<String> = objects_as(&s_api, CATALOG_PREFIX, CATALOGD)
         .await
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    assert!(
-        keys.contains(&"_catalog/manifests/one.parquet".to_owned()),
-        "{keys:?}"
-    );
+    assert!(keys.contains(&manifest_key_of("one")), "{keys:?}");
     assert!(!keys.iter().any(|k| k.contains("two")), "{keys:?}");
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use testkit::lake::register_body;
+use testkit::lake::{manifest_key_of, register_body};
 use testkit::{free_port, Api, Launch, Proc};
 
 /// A CA (its PEM certificate in `<dir>/<name>-ca.pem`) and a server certificate for
@@ -78,7 +78,7 @@ async fn register_and_read_over_https_end_to_end_and_the_smoke_passes_in_url_mod
     assert_eq!(api.get_ok("/v1/datasets/tls.orders").await.code(), 200);
     let manifest = storaged
         .api()
-        .get_ok("/v1/objects/_catalog/manifests/tls.orders.parquet")
+        .get_ok(&format!("/v1/objects/{}", manifest_key_of("tls.orders")))
         .await;
     assert_eq!(
         manifest.code(),

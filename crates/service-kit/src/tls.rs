@@ -101,6 +101,22 @@ impl ResolvesServerCert for ReloadableCert {
     }
 }
 
+/// The server configuration for `cert_file` and `key_file` when both are given (`None`
+/// for plain HTTP), its certificate re-read on every SIGHUP. Call inside the runtime: it
+/// spawns the reload task.
+pub fn serve(
+    cert_file: Option<&Path>,
+    key_file: Option<&Path>,
+) -> Result<Option<rustls::ServerConfig>, String> {
+    let (Some(cert_file), Some(key_file)) = (cert_file, key_file) else {
+        return Ok(None);
+    };
+    let cert = ReloadableCert::load(cert_file, key_file)?;
+    let config = cert.server_config()?;
+    tokio::spawn(cert.reload_on_hangup());
+    Ok(Some(config))
+}
+
 /// A rustls client configuration that trusts the certificates of the PEM `ca_file` (a
 /// private CA), or, without one, the public web roots.
 pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {

@@ -89,18 +89,14 @@ impl Application {
         })
         .disable_signals()
         .shutdown_timeout(DRAIN_SECONDS);
-        let server = match (&settings.tls_cert_file, &settings.tls_key_file) {
-            (Some(cert), Some(key)) => {
-                let cert = service_kit::tls::ReloadableCert::load(cert, key).map_err(|e| {
-                    Error::io("loading the tls certificate", std::io::Error::other(e))
-                })?;
-                let config = cert
-                    .server_config()
-                    .map_err(|e| Error::io("configuring tls", std::io::Error::other(e)))?;
-                actix_web::rt::spawn(cert.reload_on_hangup());
-                server.listen_rustls_0_23(listener, config)
-            }
-            _ => server.listen(listener),
+        let tls = service_kit::tls::serve(
+            settings.tls_cert_file.as_deref(),
+            settings.tls_key_file.as_deref(),
+        )
+        .map_err(|e| Error::io("configuring tls", std::io::Error::other(e)))?;
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
         }
         .map_err(|e| Error::io("listening", e))?
         .run();
