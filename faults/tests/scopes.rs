@@ -479,3 +479,55 @@ async fn a_rotated_token_stops_working_within_two_seconds_while_others_go_on() {
         codes.len()
     );
 }
+
+#[actix_web::test]
+async fn sighup_reloads_a_file_whose_change_the_poll_cannot_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storaged, _catalogd, s_file, _) = stack(dir.path()).await;
+    let api = storaged.api();
+    let path = "/v1/objects/lake/x";
+    assert_eq!(
+        call(&api, &Method::GET, path, Some(READER)).await.code(),
+        404
+    );
+
+    // Rewrite in place (a hash has one length whatever the token), then put the old time
+    // back: the file's (mtime, length, inode) stamp is unchanged, so only SIGHUP can
+    // reveal the change.
+    let modified = std::fs::metadata(&s_file).unwrap().modified().unwrap();
+    let since = modified.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let rotated = "reader-sighup-0123456789";
+    let text = std::fs::read_to_string(&s_file)
+        .unwrap()
+        .replace(&token_sha256_hex(READER), &token_sha256_hex(rotated));
+    std::fs::write(&s_file, text).unwrap();
+    let touched = std::process::Command::new("touch")
+        .arg("-m")
+        .arg("-d")
+        .arg(format!("@{}.{:09}", since.as_secs(), since.subsec_nanos()))
+        .arg(&s_file)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        call(&api, &Method::GET, path, Some(READER)).await.code(),
+        404,
+        "the poll saw a change it cannot see"
+    );
+
+    storaged.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while call(&api, &Method::GET, path, Some(rotated)).await.code() != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the credentials"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        call(&api, &Method::GET, path, Some(READER)).await.code(),
+        401
+    );
+    assert!(storaged.log_text().contains("credentials reloaded"));
+}
