@@ -19,13 +19,11 @@ test: fmt-check lint venv
 ## unit: the fast loop: every test that needs no root, no strace, no Python and no
 ## Prometheus (unit tests, in-process services, the real binaries through testkit).
 ## `make test` stays the full gate that CI runs.
-UNIT_FAULTS := --test proxy --test hostile --test auth --test catalogd_process --test storaged_process
+UNIT_TESTS := --test api --test identity --test golden --test roundtrip --test decode_errors \
+	--test smoke --test tls --test proxy --test hostile --test auth --test catalogd_process \
+	--test storaged_process --test scopes --test log_sink
 unit:
-	$(CARGO) test --workspace --locked --lib --bins
-	$(CARGO) test --locked -p manifest-codec --test identity --test golden --test roundtrip --test decode_errors
-	$(CARGO) test --locked -p storaged -p catalogd --test api
-	$(CARGO) test --locked -p smoke --test smoke
-	$(CARGO) test --locked -p faults $(UNIT_FAULTS) -- --skip a_failed_fsync
+	$(CARGO) test --workspace --locked --lib --bins $(UNIT_TESTS) -- --skip a_failed_fsync
 
 fmt:
 	$(CARGO) fmt --all
