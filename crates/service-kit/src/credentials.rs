@@ -201,8 +201,9 @@ impl<S: Scope> Credentials<S> {
         Ok(out)
     }
 
-    /// Who presents `authorization` (an `Authorization` header value): its SHA-256 is
-    /// compared with every credential's in constant time.
+    /// Who presents `authorization` (an `Authorization` header value, `Bearer <token>`
+    /// with the scheme case-insensitive, RFC 9110 §11.1): the token's SHA-256 is compared
+    /// with every credential's in constant time.
     pub fn authenticate(&self, authorization: Option<&str>) -> Authentication<'_, S> {
         use subtle::ConstantTimeEq;
         if self.entries.is_empty() {
@@ -370,6 +371,26 @@ mod tests {
             Credentials::<TestScope>::none().authenticate(None),
             Authentication::Open
         ));
+    }
+
+    #[test]
+    fn bearer_tokens_must_match_exactly() {
+        let creds = Credentials::<TestScope>::load(None, Some("s3cret")).unwrap();
+        let known = |h: &str| matches!(creds.authenticate(Some(h)), Authentication::Known(_));
+        assert!(known("Bearer s3cret"));
+        assert!(known("bearer s3cret"));
+        for wrong in [
+            "Bearer s3creT",
+            "Bearer s3cre",
+            "Bearer s3cret ",
+            "Bearer  s3cret",
+            "s3cret",
+            "Basic s3cret",
+            "",
+        ] {
+            assert!(!known(wrong), "{wrong:?}");
+        }
+        assert!(matches!(creds.authenticate(None), Authentication::Unknown));
     }
 
     #[test]

@@ -27,16 +27,6 @@ pub enum LogFormat {
 pub struct Secret(String);
 
 impl Secret {
-    /// Whether an `Authorization` header value is `Bearer <this secret>` (the scheme is
-    /// case-insensitive, RFC 9110 §11.1), the secret compared in constant time.
-    pub fn is_bearer(&self, authorization: Option<&str>) -> bool {
-        use subtle::ConstantTimeEq;
-        authorization
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .is_some_and(|(_, given)| bool::from(given.as_bytes().ct_eq(self.0.as_bytes())))
-    }
-
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
@@ -228,25 +218,6 @@ mod tests {
         for bad in ["0", "101", "-1", "x", ""] {
             assert!(parse_limit(Some(bad), 10, 100).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn bearer_tokens_must_match_exactly() {
-        let secret = Secret::new("s3cret");
-        assert!(secret.is_bearer(Some("Bearer s3cret")));
-        assert!(secret.is_bearer(Some("bearer s3cret")));
-        for wrong in [
-            "Bearer s3creT",
-            "Bearer s3cre",
-            "Bearer s3cret ",
-            "Bearer  s3cret",
-            "s3cret",
-            "Basic s3cret",
-            "",
-        ] {
-            assert!(!secret.is_bearer(Some(wrong)), "{wrong:?}");
-        }
-        assert!(!secret.is_bearer(None));
     }
 
     #[test]

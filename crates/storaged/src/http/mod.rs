@@ -68,9 +68,15 @@ impl AppState {
             }
             Authentication::Known(credential) if auth::allows(&credential.scopes, access) => {
                 count(&credential.name, "allowed");
+                // Only a listing needs to know what the caller may see.
+                let visibility = if matches!(access, auth::Access::List(_)) {
+                    auth::Visibility::of(&authenticated)
+                } else {
+                    auth::Visibility::All
+                };
                 Ok(Authorized {
                     caller: auth::caller(credential),
-                    visibility: auth::Visibility::of(&authenticated),
+                    visibility,
                 })
             }
             Authentication::Known(credential) => {
