@@ -1,4 +1,4 @@
-//! Writes the golden manifest files of the current format version.
+//! Writes the golden files of the current format version (records, format 2).
 //!
 //! Golden files are never rewritten: a file that already exists is left alone, and a format
 //! change adds a new directory (`tests/golden/v2/`) instead of editing `v1/`.
@@ -10,9 +10,23 @@
 use std::path::Path;
 
 use manifest_codec::{
-    dataset_id, encode, DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize, SchemaFingerprint,
-    Timestamp, FORMAT_VERSION,
+    dataset_id, encode_record, Change, ChangeKind, DatasetName, DatasetState, Manifest, ObjectKey,
+    ObjectRef, ObjectSize, Record, RequestTag, SchemaFingerprint, Timestamp, FORMAT_VERSION,
 };
+
+fn at(micros: i64) -> Timestamp {
+    Timestamp::from_micros(micros).unwrap()
+}
+
+fn change(seq: u64, kind: ChangeKind, version: i64, micros: i64) -> Change {
+    Change {
+        seq,
+        kind,
+        version,
+        at: at(micros),
+        request: None,
+    }
+}
 
 fn manifest(name: &str, version: i64, objects: Vec<(String, i64)>, rows: Option<i64>) -> Manifest {
     let name = DatasetName::parse(name).unwrap();
@@ -35,42 +49,113 @@ fn manifest(name: &str, version: i64, objects: Vec<(String, i64)>, rows: Option<
     }
 }
 
+fn cases() -> Vec<(&'static str, Record)> {
+    let registered = Change {
+        request: Some(RequestTag {
+            idempotency_key: "load-2024-06-01T12:00Z".into(),
+            request_sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                .into(),
+            existing: true,
+        }),
+        ..change(
+            1_717_243_200_654_321,
+            ChangeKind::Registered,
+            7,
+            1_717_243_200_654_321,
+        )
+    };
+    let three = manifest(
+        "sales.orders_2024",
+        7,
+        vec![
+            ("lake/orders/part-0.parquet".into(), 0),
+            (
+                "lake/orders/caf\u{e9} \u{1f600}/part-1.parquet".into(),
+                4096,
+            ),
+            ("lake/orders/part-2.parquet".into(), i64::MAX),
+        ],
+        Some(3_000_000),
+    );
+    vec![
+        (
+            "live_no_changes",
+            Record::live(manifest("golden.no_objects", 1, vec![], None)),
+        ),
+        (
+            "live_after_undrop",
+            Record {
+                manifest: three.clone(),
+                state: DatasetState::Live,
+                changes: vec![
+                    registered.clone(),
+                    change(
+                        1_717_243_300_000_000,
+                        ChangeKind::Deleted,
+                        7,
+                        1_717_243_300_000_000,
+                    ),
+                    change(
+                        1_717_243_400_000_000,
+                        ChangeKind::Undropped,
+                        7,
+                        1_717_243_400_000_000,
+                    ),
+                    change(
+                        1_717_243_500_000_000,
+                        ChangeKind::Expired,
+                        5,
+                        1_717_243_500_000_000,
+                    ),
+                ],
+            },
+        ),
+        (
+            "deleted",
+            Record {
+                manifest: three.clone(),
+                state: DatasetState::Deleted {
+                    at: at(1_717_243_300_000_000),
+                },
+                changes: vec![
+                    registered,
+                    change(
+                        1_717_243_300_000_000,
+                        ChangeKind::Deleted,
+                        7,
+                        1_717_243_300_000_000,
+                    ),
+                ],
+            },
+        ),
+        (
+            "purged",
+            Record {
+                manifest: Manifest {
+                    objects: Vec::new(),
+                    row_count: None,
+                    ..three
+                },
+                state: DatasetState::Purged {
+                    at: at(1_717_243_600_000_000),
+                },
+                changes: vec![change(
+                    1_717_243_600_000_000,
+                    ChangeKind::Purged,
+                    7,
+                    1_717_243_600_000_000,
+                )],
+            },
+        ),
+    ]
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(format!("v{FORMAT_VERSION}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let cases = [
-        ("no_objects", manifest("golden.no_objects", 1, vec![], None)),
-        (
-            "three_objects",
-            manifest(
-                "sales.orders_2024",
-                7,
-                vec![
-                    ("lake/orders/part-0.parquet".into(), 0),
-                    (
-                        "lake/orders/caf\u{e9} \u{1f600}/part-1.parquet".into(),
-                        4096,
-                    ),
-                    ("lake/orders/part-2.parquet".into(), i64::MAX),
-                ],
-                Some(3_000_000),
-            ),
-        ),
-        (
-            "ten_thousand_objects",
-            manifest(
-                "golden.ten_thousand",
-                2,
-                (0..10_000_i64)
-                    .map(|i| (format!("lake/big/part-{i:05}.parquet"), i * 1_000))
-                    .collect(),
-                Some(0),
-            ),
-        ),
-    ];
-    for (file, manifest) in cases {
+    for (file, record) in cases() {
         let parquet = dir.join(format!("{file}.parquet"));
         let json = dir.join(format!("{file}.json"));
         if parquet.try_exists().unwrap() || json.try_exists().unwrap() {
@@ -80,8 +165,8 @@ fn main() {
             );
             continue;
         }
-        std::fs::write(&parquet, encode(&manifest).unwrap()).unwrap();
-        let mut text = serde_json::to_string_pretty(&manifest).unwrap();
+        std::fs::write(&parquet, encode_record(&record).unwrap()).unwrap();
+        let mut text = serde_json::to_string_pretty(&record).unwrap();
         text.push('\n');
         std::fs::write(&json, text).unwrap();
         println!("wrote {}", parquet.display());

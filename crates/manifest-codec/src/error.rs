@@ -102,7 +102,7 @@ pub enum DecodeError {
     #[error("missing format version (key-value metadata {key:?})")]
     MissingFormatVersion { key: &'static str },
     /// A format version this release does not know.
-    #[error("unknown format version {found:?}: this release reads version 1")]
+    #[error("unknown format version {found:?}: this release reads versions 1 and 2")]
     UnknownFormatVersion { found: String },
     /// The file does not hold exactly one row.
     #[error("manifest has {rows} rows: exactly one is required")]

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! _catalog/                         reserved: never user data (a register pointing here is a 400)
-//!   manifests/<name>.parquet        one manifest per dataset
-//!   checkpoint/catalog.parquet      every manifest with its ETag (a cache, docs/adr/0008)
+//!   manifests/<name>.parquet        the head record of each dataset (docs/adr/0012)
+//!   versions/<name>/<version>.parquet  earlier versions' records, version zero-padded to 20 digits
+//!   checkpoint/catalog.parquet      every head record with its ETag (a cache, docs/adr/0008)
+//!   checkpoint/changes.parquet      the change feed up to the checkpoint (a cache)
 //! ```
 
 use crate::{DatasetName, ObjectKey};
@@ -20,6 +22,38 @@ pub const MANIFEST_SUFFIX: &str = ".parquet";
 
 /// The key of the catalog's checkpoint.
 pub const CHECKPOINT_KEY: &str = "_catalog/checkpoint/catalog.parquet";
+
+/// The key of the change feed's checkpoint.
+pub const CHANGES_CHECKPOINT_KEY: &str = "_catalog/checkpoint/changes.parquet";
+
+/// The prefix under which earlier versions are kept.
+pub const VERSIONS_PREFIX: &str = "_catalog/versions/";
+
+/// The prefix of `name`'s kept versions: `_catalog/versions/<name>/`.
+pub fn versions_prefix(name: &DatasetName) -> String {
+    format!("{VERSIONS_PREFIX}{name}/")
+}
+
+/// The key of version `version` of `name`: `_catalog/versions/<name>/<version:020>.parquet`,
+/// so that listing order is version order.
+pub fn version_key(name: &DatasetName, version: i64) -> ObjectKey {
+    ObjectKey::parse(&format!(
+        "{}{version:020}{MANIFEST_SUFFIX}",
+        versions_prefix(name)
+    ))
+    .expect("a dataset name and a number always form a valid key")
+}
+
+/// The version a key under `versions_prefix(name)` holds, or `None` if it is not one.
+pub fn version_from_key(name: &DatasetName, key: &str) -> Option<i64> {
+    let digits = key
+        .strip_prefix(&versions_prefix(name))?
+        .strip_suffix(MANIFEST_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|v| *v >= 1)
+}
 
 /// The storaged key of `name`'s manifest: `_catalog/manifests/<name>.parquet`.
 pub fn manifest_key(name: &DatasetName) -> ObjectKey {
@@ -56,6 +90,31 @@ mod tests {
             None
         );
         assert_eq!(name_from_manifest_key("data/a.parquet"), None);
+    }
+
+    #[test]
+    fn version_keys_sort_in_version_order_and_round_trip() {
+        let name = DatasetName::parse("orders").unwrap();
+        let k9 = version_key(&name, 9);
+        let k10 = version_key(&name, 10);
+        assert_eq!(
+            k9.as_str(),
+            "_catalog/versions/orders/00000000000000000009.parquet"
+        );
+        assert!(k9.as_str() < k10.as_str());
+        assert_eq!(version_from_key(&name, k10.as_str()), Some(10));
+        assert_eq!(
+            version_from_key(&name, version_key(&name, i64::MAX).as_str()),
+            Some(i64::MAX)
+        );
+        let other = DatasetName::parse("orders.x").unwrap();
+        assert_eq!(version_from_key(&other, k9.as_str()), None);
+        assert_eq!(
+            version_from_key(&name, "_catalog/versions/orders/9.parquet"),
+            None
+        );
+        assert!(k9.is_catalog_reserved());
+        assert_eq!(name_from_manifest_key(k9.as_str()), None);
     }
 
     #[test]

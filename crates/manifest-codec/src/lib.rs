@@ -13,6 +13,7 @@
 //! - **The manifest file**: one Parquet row that any Parquet reader can open; [`decode`]
 //!   treats every file as hostile and never panics.
 
+mod changes;
 mod checkpoint;
 mod error;
 mod id;
@@ -21,7 +22,12 @@ pub mod layout;
 pub mod manifest;
 pub mod name;
 mod parquet_codec;
+pub mod record;
 
+pub use changes::{
+    changes_schema, decode_changes, encode_changes, FeedEntry, CHANGES_FORMAT_VERSION_KEY,
+    CHANGES_HORIZON_KEY,
+};
 pub use checkpoint::{
     checkpoint_schema, decode_checkpoint, encode_checkpoint, CheckpointEntry,
     CHECKPOINT_FORMAT_VERSION_KEY,
@@ -32,4 +38,8 @@ pub use key::ObjectKey;
 pub use layout::{manifest_key, name_from_manifest_key};
 pub use manifest::{Manifest, ObjectRef, ObjectSize, SchemaFingerprint, Timestamp};
 pub use name::DatasetName;
-pub use parquet_codec::{decode, encode, manifest_schema, FORMAT_VERSION, FORMAT_VERSION_KEY};
+pub use parquet_codec::{
+    decode, decode_record, encode, encode_record, manifest_schema, record_schema, FORMAT_VERSION,
+    FORMAT_VERSION_KEY, MANIFEST_FORMAT_VERSION,
+};
+pub use record::{Change, ChangeKind, DatasetState, Record, RequestTag};

@@ -381,9 +381,9 @@ fn list_children_that_disagree_on_length() {
 fn format_version_missing_or_unknown() {
     let e = err(&write(columns(1), None));
     assert!(matches!(e, DecodeError::MissingFormatVersion { .. }), "{e}");
-    let e = err(&write(columns(1), Some("2")));
+    let e = err(&write(columns(1), Some("3")));
     assert!(
-        matches!(&e, DecodeError::UnknownFormatVersion { found } if found == "2"),
+        matches!(&e, DecodeError::UnknownFormatVersion { found } if found == "3"),
         "{e}"
     );
     assert!(e.to_string().contains("unknown format version"));

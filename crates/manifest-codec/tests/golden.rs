@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use manifest_codec::{decode, Manifest};
+use manifest_codec::{decode, decode_record, DatasetState, Manifest, Record};
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -51,6 +51,59 @@ fn v1_ten_thousand_objects() {
     assert_eq!(m.objects.len(), 10_000);
 }
 
+/// A format-2 record decodes to its JSON, and its manifest alone to the manifest's JSON.
+fn check_record(file: &str) -> Record {
+    let dir = golden_dir().join("v2");
+    let bytes = std::fs::read(dir.join(format!("{file}.parquet"))).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{file}.json"))).unwrap())
+            .unwrap();
+    let record = decode_record(&bytes).unwrap_or_else(|e| panic!("v2/{file}: {e}"));
+    assert_eq!(
+        serde_json::to_value(&record).unwrap(),
+        expected,
+        "v2/{file}"
+    );
+    assert_eq!(decode(&bytes).unwrap(), record.manifest);
+    record
+}
+
+#[test]
+fn v1_files_decode_as_live_records_without_changes() {
+    for file in ["no_objects", "three_objects", "ten_thousand_objects"] {
+        let bytes = std::fs::read(golden_dir().join(format!("v1/{file}.parquet"))).unwrap();
+        let record = decode_record(&bytes).unwrap();
+        assert_eq!(record, Record::live(decode(&bytes).unwrap()));
+    }
+}
+
+#[test]
+fn v2_live_no_changes() {
+    let r = check_record("live_no_changes");
+    assert!(r.is_live() && r.changes.is_empty());
+}
+
+#[test]
+fn v2_live_after_undrop() {
+    let r = check_record("live_after_undrop");
+    assert!(r.is_live());
+    assert_eq!(r.changes.len(), 4);
+    assert!(r.changes[0].request.is_some());
+}
+
+#[test]
+fn v2_deleted() {
+    let r = check_record("deleted");
+    assert!(matches!(r.state, DatasetState::Deleted { .. }));
+}
+
+#[test]
+fn v2_purged() {
+    let r = check_record("purged");
+    assert!(matches!(r.state, DatasetState::Purged { .. }));
+    assert!(r.manifest.objects.is_empty());
+}
+
 #[test]
 fn every_golden_file_is_covered() {
     // A new golden file must get a test above; this catches one added without.
@@ -74,7 +127,11 @@ fn every_golden_file_is_covered() {
         [
             "v1/no_objects",
             "v1/ten_thousand_objects",
-            "v1/three_objects"
+            "v1/three_objects",
+            "v2/deleted",
+            "v2/live_after_undrop",
+            "v2/live_no_changes",
+            "v2/purged",
         ]
     );
 }

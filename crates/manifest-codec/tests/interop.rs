@@ -159,3 +159,48 @@ fn an_unsupported_codec_is_a_clear_error() {
     let e = manifest_codec::decode(&write_with_pyarrow("zstd")).unwrap_err();
     assert!(e.to_string().contains("zstd"), "{e}");
 }
+
+#[test]
+fn pyarrow_reads_a_stored_record_of_format_2() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v2/deleted.parquet");
+    let script = r#"
+import json, sys
+import pyarrow.parquet as pq
+pf = pq.ParquetFile(sys.argv[1])
+row = pf.read().to_pylist()[0]
+meta = {k.decode(): v.decode() for k, v in (pf.metadata.metadata or {}).items()}
+print(json.dumps({
+    "format_version": meta.get("catalogd.manifest.format_version"),
+    "name": row["name"], "version": row["version"],
+    "deleted_at": row["deleted_at"].isoformat(), "purged_at": row["purged_at"],
+    "changes": [[c["seq"], c["type"], c["version"], c["idempotency_key"]] for c in row["changes"]],
+}))
+"#;
+    let python = python();
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "pyarrow failed to read the record: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        seen,
+        json!({
+            "format_version": "2",
+            "name": "sales.orders_2024",
+            "version": 7,
+            "deleted_at": "2024-06-01T12:01:40+00:00",
+            "purged_at": null,
+            "changes": [
+                [1_717_243_200_654_321_u64, "registered", 7, "load-2024-06-01T12:00Z"],
+                [1_717_243_300_000_000_u64, "deleted", 7, null],
+            ],
+        })
+    );
+}

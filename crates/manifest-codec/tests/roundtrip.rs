@@ -1,7 +1,8 @@
 //! Arbitrary manifests survive encode → decode unchanged.
 
 use manifest_codec::{
-    dataset_id, decode, encode, DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize,
+    dataset_id, decode, decode_record, encode, encode_record, Change, ChangeKind, DatasetName,
+    DatasetState, Manifest, ObjectKey, ObjectRef, ObjectSize, Record, RequestTag,
     SchemaFingerprint, Timestamp,
 };
 use proptest::collection::vec;
@@ -58,8 +59,64 @@ fn manifest(max_objects: usize) -> impl Strategy<Value = Manifest> {
         )
 }
 
+fn change() -> impl Strategy<Value = Change> {
+    (
+        0..5_usize,
+        1..=i64::MAX,
+        timestamp(),
+        proptest::option::of(("[!-~]{1,255}", "[0-9a-f]{64}", any::<bool>())),
+    )
+        .prop_map(|(kind, version, at, request)| Change {
+            seq: 0,
+            kind: ChangeKind::ALL[kind],
+            version,
+            at,
+            request: request.map(|(key, sha, existing)| RequestTag {
+                idempotency_key: key,
+                request_sha256: sha,
+                existing,
+            }),
+        })
+}
+
+fn record() -> impl Strategy<Value = Record> {
+    (
+        manifest(10),
+        0..3_u8,
+        timestamp(),
+        vec((1..1_000_000_u64, change()), 0..12),
+    )
+        .prop_map(|(manifest, state, at, changes)| {
+            let mut seq = 0;
+            let changes = changes
+                .into_iter()
+                .map(|(step, change)| {
+                    seq += step;
+                    Change { seq, ..change }
+                })
+                .collect();
+            let state = match state {
+                0 => DatasetState::Live,
+                1 => DatasetState::Deleted { at },
+                _ => DatasetState::Purged { at },
+            };
+            Record {
+                manifest,
+                state,
+                changes,
+            }
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn records_round_trip(r in record()) {
+        let bytes = encode_record(&r).unwrap();
+        prop_assert_eq!(decode(&bytes).unwrap(), r.manifest.clone());
+        prop_assert_eq!(decode_record(&bytes).unwrap(), r);
+    }
 
     #[test]
     fn small_manifests_round_trip(m in manifest(20)) {

@@ -51,9 +51,14 @@ impl Catalog {
             .collect();
         let count = snapshot.len();
         let encoded = tokio::task::spawn_blocking(move || {
-            let entries: Vec<(&Manifest, &str)> = snapshot
+            let records: Vec<manifest_codec::Record> = snapshot
                 .iter()
-                .map(|(m, e)| (m.as_ref(), e.as_str()))
+                .map(|(m, _)| manifest_codec::Record::live(m.as_ref().clone()))
+                .collect();
+            let entries: Vec<(&manifest_codec::Record, &str)> = records
+                .iter()
+                .zip(&snapshot)
+                .map(|(r, (_, e))| (r, e.as_str()))
                 .collect();
             manifest_codec::encode_checkpoint(&entries)
         })

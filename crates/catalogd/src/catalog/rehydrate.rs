@@ -45,9 +45,9 @@ impl Catalog {
         let mut missing = Vec::new();
         for item in listing.manifests {
             match checkpoint.remove(&item.name) {
-                Some(c) if c.etag == item.etag && c.manifest.name == item.name => {
+                Some(c) if c.etag == item.etag && c.record.manifest.name == item.name => {
                     let entry = Entry {
-                        manifest: Arc::new(c.manifest),
+                        manifest: Arc::new(c.record.manifest),
                         etag: c.etag,
                     };
                     entries.push((item.name, entry));
@@ -100,7 +100,7 @@ impl Catalog {
         match manifest_codec::decode_checkpoint(&bytes) {
             Ok(entries) => Ok(entries
                 .into_iter()
-                .map(|e| (e.manifest.name.clone(), e))
+                .map(|e| (e.record.manifest.name.clone(), e))
                 .collect()),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable checkpoint; fetching every manifest");

@@ -13,19 +13,29 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 
 use crate::error::{DecodeError, EncodeError};
-use crate::Manifest;
+use crate::{Manifest, Record};
 
 /// The key-value metadata entry that holds the format version.
 pub const FORMAT_VERSION_KEY: &str = "catalogd.manifest.format_version";
 
-/// The format version this release writes. Older versions keep decoding forever.
-pub const FORMAT_VERSION: &str = "1";
+/// The format of the files catalogd stores: a [`Record`] (the manifest's columns, then
+/// `deleted_at`, `purged_at` and `changes`). Older versions keep decoding forever.
+pub const FORMAT_VERSION: &str = "2";
+
+/// The format of a manifest alone (its columns only), as [`encode`] writes it for readers
+/// and as release 0.1 stored it.
+pub const MANIFEST_FORMAT_VERSION: &str = "1";
 
 mod read;
+mod record;
 mod write;
 
 pub(crate) use read::{column, read_file, required, Columns};
-pub(crate) use write::{check_invariants, manifest_batch, write_file};
+pub(crate) use record::{
+    change_columns, change_fields, check_record, record_columns, record_fields, ChangeColumns,
+    RecordColumns,
+};
+pub(crate) use write::{check_invariants, manifest_batch, write_file, write_file_with};
 
 const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 const UTC: &str = "UTC";
@@ -45,6 +55,27 @@ pub fn manifest_schema() -> SchemaRef {
     ]))
 }
 
+/// The Arrow schema of a record file (format 2): the manifest's columns, then the
+/// record's.
+pub fn record_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = manifest_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend(record_fields());
+    Arc::new(Schema::new(fields))
+}
+
+/// The schema a file of format `version` must have, for the files that hold manifests.
+pub(crate) fn schema_of_version(version: &str) -> Option<SchemaRef> {
+    match version {
+        MANIFEST_FORMAT_VERSION => Some(manifest_schema()),
+        FORMAT_VERSION => Some(record_schema()),
+        _ => None,
+    }
+}
+
 fn object_fields() -> Fields {
     Fields::from(vec![
         Field::new("key", DataType::Utf8, false),
@@ -60,7 +91,8 @@ fn objects_type() -> DataType {
     )))
 }
 
-/// Encodes `manifest` as a one-row, snappy-compressed Parquet file.
+/// Encodes `manifest` alone (format 1) as a one-row, snappy-compressed Parquet file: what
+/// a reader of a dataset is given.
 ///
 /// Fails only for a manifest that would not decode: an id that is not derived from the
 /// name, a version below 1, or a negative row count (sizes are `ObjectSize`s).
@@ -72,14 +104,38 @@ pub fn encode(manifest: &Manifest) -> Result<Bytes, EncodeError> {
         schema,
         &batch,
         FORMAT_VERSION_KEY,
+        MANIFEST_FORMAT_VERSION,
         1024 + manifest.objects.len() * 48,
     )
 }
 
-/// Decodes a manifest file, checking every rule of the format and the model.
+/// Encodes `record` (format 2) as a one-row Parquet file: what catalogd stores.
+pub fn encode_record(record: &Record) -> Result<Bytes, EncodeError> {
+    check_invariants(&record.manifest)?;
+    check_record(record)?;
+    let schema = record_schema();
+    let batch = manifest_batch(&schema, &[&record.manifest], record_columns(&[record]))?;
+    write_file(
+        schema,
+        &batch,
+        FORMAT_VERSION_KEY,
+        FORMAT_VERSION,
+        1536 + record.manifest.objects.len() * 48 + record.changes.len() * 64,
+    )
+}
+
+/// Decodes the manifest of a manifest file of any format version, checking every rule of
+/// the format and the model.
 ///
 /// Never panics: a panic inside the Parquet reader becomes [`DecodeError::Panicked`].
 pub fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
+    decode_record(bytes).map(|r| r.manifest)
+}
+
+/// Decodes a record; a format-1 file is a live record with no recorded changes.
+///
+/// Never panics: a panic inside the Parquet reader becomes [`DecodeError::Panicked`].
+pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -100,9 +156,8 @@ pub(crate) fn contain_panics<T>(
     })
 }
 
-fn decode_unguarded(bytes: &[u8]) -> Result<Manifest, DecodeError> {
-    let expected = manifest_schema();
-    let batches = read_file(bytes, FORMAT_VERSION_KEY, &expected, Some(1), 2)?;
+fn decode_unguarded(bytes: &[u8]) -> Result<Record, DecodeError> {
+    let (version, batches) = read_file(bytes, FORMAT_VERSION_KEY, schema_of_version, Some(1), 2)?;
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let batch = match batches.into_iter().find(|b| b.num_rows() > 0) {
         Some(batch) if total == 1 => batch,
@@ -112,7 +167,16 @@ fn decode_unguarded(bytes: &[u8]) -> Result<Manifest, DecodeError> {
             })
         }
     };
-    Columns::of(&batch)?.manifest(0)
+    let manifest = Columns::of(&batch)?.manifest(0)?;
+    if version == MANIFEST_FORMAT_VERSION {
+        return Ok(Record::live(manifest));
+    }
+    let (state, changes) = RecordColumns::of(&batch)?.state_and_changes(0)?;
+    Ok(Record {
+        manifest,
+        state,
+        changes,
+    })
 }
 
 #[cfg(test)]

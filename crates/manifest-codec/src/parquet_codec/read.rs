@@ -7,20 +7,21 @@ use arrow_schema::{DataType, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{FORMAT_VERSION, PARQUET_MAGIC};
+use super::PARQUET_MAGIC;
 use crate::error::DecodeError;
 use crate::manifest::{ObjectRef, ObjectSize, SchemaFingerprint, Timestamp};
 use crate::{dataset_id, DatasetName, Manifest, ObjectKey};
 
-/// Checks the magic, the format version under `format_key`, the row count (when `rows` is
-/// given) and every column of `expected`, then reads the file's batches.
+/// Checks the magic, the format version under `format_key` (one `schema_of` knows), the
+/// row count (when `rows` is given) and every column of that version's schema, then reads
+/// the file's batches. Returns the format version with them.
 pub(crate) fn read_file(
     bytes: &[u8],
     format_key: &'static str,
-    expected: &SchemaRef,
+    schema_of: impl Fn(&str) -> Option<SchemaRef>,
     rows: Option<i64>,
     batch_size: usize,
-) -> Result<Vec<RecordBatch>, DecodeError> {
+) -> Result<(String, Vec<RecordBatch>), DecodeError> {
     check_magic(bytes)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(bytes))
         .map_err(|e| DecodeError::Parquet(e.to_string()))?;
@@ -30,14 +31,10 @@ pub(crate) fn read_file(
         .key_value_metadata()
         .and_then(|kvs| kvs.iter().find(|kv| kv.key == format_key))
         .ok_or(DecodeError::MissingFormatVersion { key: format_key })?;
-    match version.value.as_deref() {
-        Some(FORMAT_VERSION) => {}
-        other => {
-            return Err(DecodeError::UnknownFormatVersion {
-                found: other.unwrap_or("<null>").to_owned(),
-            })
-        }
-    }
+    let version = version.value.clone().unwrap_or_else(|| "<null>".to_owned());
+    let Some(expected) = schema_of(&version) else {
+        return Err(DecodeError::UnknownFormatVersion { found: version });
+    };
     if let Some(required_rows) = rows {
         let found = file_metadata.num_rows();
         if found != required_rows {
@@ -63,9 +60,10 @@ pub(crate) fn read_file(
         .with_batch_size(batch_size)
         .build()
         .map_err(|e| DecodeError::Parquet(e.to_string()))?;
-    reader
+    let batches = reader
         .map(|batch| batch.map_err(|e| DecodeError::Parquet(e.to_string())))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((version, batches))
 }
 
 fn check_magic(bytes: &[u8]) -> Result<(), DecodeError> {
@@ -117,6 +115,9 @@ fn column_name(name: &str) -> &'static str {
         "created_at" => "created_at",
         "updated_at" => "updated_at",
         "etag" => "etag",
+        "deleted_at" => "deleted_at",
+        "purged_at" => "purged_at",
+        "changes" => "changes",
         _ => "<unknown>",
     }
 }
@@ -157,7 +158,7 @@ pub(crate) fn required<A: Array>(
     Ok(())
 }
 
-fn invalid(column: &'static str, reason: impl std::fmt::Display) -> DecodeError {
+pub(crate) fn invalid(column: &'static str, reason: impl std::fmt::Display) -> DecodeError {
     DecodeError::InvalidValue {
         column,
         reason: reason.to_string(),
@@ -169,6 +170,22 @@ fn non_negative(value: i64, column: &'static str) -> Result<i64, DecodeError> {
         return Err(invalid(column, format!("{value} is negative")));
     }
     Ok(value)
+}
+
+/// The required timestamp in `row` of `array`.
+pub(crate) fn timestamp_at(
+    array: &TimestampMicrosecondArray,
+    row: usize,
+    name: &'static str,
+) -> Result<Timestamp, DecodeError> {
+    required(array, row, name)?;
+    let micros = array.value(row);
+    Timestamp::from_micros(micros).ok_or_else(|| {
+        invalid(
+            name,
+            format!("{micros} µs is outside the representable range"),
+        )
+    })
 }
 
 /// The manifest columns of one batch, each validated in full once.
@@ -200,21 +217,6 @@ impl<'a> Columns<'a> {
     fn str(array: &'a StringArray, row: usize, name: &'static str) -> Result<&'a str, DecodeError> {
         required(array, row, name)?;
         Ok(array.value(row))
-    }
-
-    fn timestamp(
-        array: &TimestampMicrosecondArray,
-        row: usize,
-        name: &'static str,
-    ) -> Result<Timestamp, DecodeError> {
-        required(array, row, name)?;
-        let micros = array.value(row);
-        Timestamp::from_micros(micros).ok_or_else(|| {
-            invalid(
-                name,
-                format!("{micros} µs is outside the representable range"),
-            )
-        })
     }
 
     /// The manifest in `row`, checked against every rule of the model.
@@ -261,8 +263,8 @@ impl<'a> Columns<'a> {
             version,
             objects: self.objects(row)?,
             row_count,
-            created_at: Self::timestamp(self.created, row, "created_at")?,
-            updated_at: Self::timestamp(self.updated, row, "updated_at")?,
+            created_at: timestamp_at(self.created, row, "created_at")?,
+            updated_at: timestamp_at(self.updated, row, "updated_at")?,
         })
     }
 

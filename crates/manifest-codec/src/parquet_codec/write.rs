@@ -16,7 +16,7 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::{object_fields, objects_type, FORMAT_VERSION, UTC};
+use super::{object_fields, objects_type, UTC};
 use crate::error::EncodeError;
 use crate::manifest::Timestamp;
 use crate::{dataset_id, Manifest};
@@ -100,13 +100,38 @@ pub(crate) fn manifest_batch(
 }
 
 /// Writes `batch` as a snappy-compressed Parquet file whose key-value metadata holds
-/// `format_key` = [`FORMAT_VERSION`].
+/// `format_key` = `format_version`.
 pub(crate) fn write_file(
     schema: SchemaRef,
     batch: &RecordBatch,
     format_key: &str,
+    format_version: &str,
     capacity: usize,
 ) -> Result<Bytes, EncodeError> {
+    write_file_with(
+        schema,
+        batch,
+        format_key,
+        format_version,
+        capacity,
+        Vec::new(),
+    )
+}
+
+/// [`write_file`] with more key-value metadata entries.
+pub(crate) fn write_file_with(
+    schema: SchemaRef,
+    batch: &RecordBatch,
+    format_key: &str,
+    format_version: &str,
+    capacity: usize,
+    metadata: Vec<KeyValue>,
+) -> Result<Bytes, EncodeError> {
+    let mut metadata = metadata;
+    metadata.push(KeyValue::new(
+        format_key.to_owned(),
+        format_version.to_owned(),
+    ));
     // Column statistics, dictionaries and the embedded Arrow schema cost more to write
     // and read than they could ever save a reader of these files.
     let props = WriterProperties::builder()
@@ -114,10 +139,7 @@ pub(crate) fn write_file(
         .set_statistics_enabled(EnabledStatistics::None)
         .set_dictionary_enabled(false)
         .set_offset_index_disabled(true)
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            format_key.to_owned(),
-            FORMAT_VERSION.to_owned(),
-        )]))
+        .set_key_value_metadata(Some(metadata))
         .build();
     let mut out = Vec::with_capacity(capacity);
     let options = ArrowWriterOptions::new()
