@@ -60,6 +60,22 @@ pub struct Settings {
     /// A checkpoint lets start-up fetch only the manifests that changed since.
     #[serde(deserialize_with = "service_kit::duration")]
     pub checkpoint_interval: Duration,
+    /// How long the change feed keeps a change (`after` older than that is 410).
+    #[serde(deserialize_with = "service_kit::duration")]
+    pub changes_retention: Duration,
+    /// How long a register's `Idempotency-Key` is remembered.
+    #[serde(deserialize_with = "service_kit::duration")]
+    pub idempotency_window: Duration,
+    /// How long a soft-deleted dataset can be undropped before it is purged.
+    #[serde(deserialize_with = "service_kit::duration")]
+    pub deleted_retention: Duration,
+    /// Keep at most this many versions of each dataset (the head included); older ones
+    /// expire. Unset: every version is kept.
+    #[serde(default)]
+    pub max_versions: Option<u32>,
+    /// How often retention is applied (purging, expiring, forgetting old changes).
+    #[serde(deserialize_with = "service_kit::duration")]
+    pub maintenance_interval: Duration,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
 }
@@ -124,6 +140,14 @@ impl Settings {
         }
         if self.storaged_timeout.is_zero() {
             return Err(SettingsError("storaged_timeout must be above 0".into()));
+        }
+        if self.max_versions == Some(0) {
+            return Err(SettingsError(
+                "max_versions must be at least 1 (leave it unset to keep every version)".into(),
+            ));
+        }
+        if self.maintenance_interval.is_zero() {
+            return Err(SettingsError("maintenance_interval must be above 0".into()));
         }
         if self.max_objects == 0 {
             return Err(SettingsError("max_objects must be above 0".into()));

@@ -39,6 +39,9 @@ pub enum Error {
     /// The credentials file cannot be used (start-up only).
     #[error("credentials: {0}")]
     Credentials(String),
+    /// Changes after the requested position were forgotten (older than the feed keeps).
+    #[error("changes after {after} are no longer kept (the feed starts after {horizon}); start again from the current state")]
+    ChangesExpired { after: u64, horizon: u64 },
     /// The index is still being rebuilt from storaged.
     #[error("catalogd is starting: the index is still being rebuilt from storaged")]
     NotReady,
@@ -66,9 +69,17 @@ impl Error {
         match self {
             Self::Catalog(CatalogError::Invalid(_)) | Self::InvalidRequest(_) => "invalid_request",
             Self::Catalog(CatalogError::FingerprintConflict { .. }) => "fingerprint_conflict",
-            Self::Catalog(CatalogError::NotFound { .. } | CatalogError::IdNotFound { .. }) => {
-                "not_found"
-            }
+            Self::Catalog(
+                CatalogError::NotFound { .. }
+                | CatalogError::IdNotFound { .. }
+                | CatalogError::NoVersion { .. }
+                | CatalogError::NotAt { .. }
+                | CatalogError::AlreadyPurged,
+            ) => "not_found",
+            Self::Catalog(CatalogError::NotDeleted { .. }) => "not_deleted",
+            Self::Catalog(CatalogError::IdempotencyKeyReused { .. }) => "idempotency_key_reused",
+            Self::Catalog(CatalogError::ReplayGone { .. }) => "idempotency_key_expired",
+            Self::ChangesExpired { .. } => "changes_expired",
             Self::Catalog(CatalogError::Storage(_)) => "storage_unavailable",
             Self::Catalog(CatalogError::Contended { .. }) => "contended",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -125,9 +136,21 @@ impl ResponseError for Error {
             Self::Catalog(CatalogError::Invalid(_)) | Self::InvalidRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Self::Catalog(CatalogError::FingerprintConflict { .. }) => StatusCode::CONFLICT,
-            Self::Catalog(CatalogError::NotFound { .. } | CatalogError::IdNotFound { .. }) => {
-                StatusCode::NOT_FOUND
+            Self::Catalog(
+                CatalogError::FingerprintConflict { .. } | CatalogError::NotDeleted { .. },
+            ) => StatusCode::CONFLICT,
+            Self::Catalog(
+                CatalogError::NotFound { .. }
+                | CatalogError::IdNotFound { .. }
+                | CatalogError::NoVersion { .. }
+                | CatalogError::NotAt { .. }
+                | CatalogError::AlreadyPurged,
+            ) => StatusCode::NOT_FOUND,
+            Self::Catalog(CatalogError::IdempotencyKeyReused { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Catalog(CatalogError::ReplayGone { .. }) | Self::ChangesExpired { .. } => {
+                StatusCode::GONE
             }
             Self::Catalog(CatalogError::Storage(_) | CatalogError::Contended { .. })
             | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,

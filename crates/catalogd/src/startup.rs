@@ -10,7 +10,9 @@ use actix_web::{middleware, web, App, HttpServer};
 
 use service_kit::credentials::CredentialStore;
 
-use crate::catalog::{checkpoint_once, keep_checkpoint, Catalog, CatalogError, SystemClock};
+use crate::catalog::{
+    checkpoint_once, keep_checkpoint, keep_retention, Catalog, CatalogError, Retention, SystemClock,
+};
 use crate::config::Settings;
 use crate::http::{self, AppState, ServiceState};
 use crate::metrics::Metrics;
@@ -149,10 +151,17 @@ impl Application {
         tracing::info!(port, storaged = %settings.storaged_url, "listening; rebuilding the index");
         let checkpoint =
             (!settings.checkpoint_interval.is_zero()).then(|| (catalog.clone(), service.clone()));
+        let retention = Retention {
+            changes: settings.changes_retention,
+            idempotency_window: settings.idempotency_window,
+            deleted: settings.deleted_retention,
+            max_versions: settings.max_versions,
+        };
         let startup = actix_web::rt::spawn(rebuild_index(
             catalog,
             service,
             settings.checkpoint_interval,
+            (retention, settings.maintenance_interval),
         ));
         Ok(Self {
             port,
@@ -229,11 +238,13 @@ impl Application {
 }
 
 /// Rebuilds the index, retrying while storaged is unreachable; a manifest that cannot be
-/// read or decoded ends start-up. Once ready, keeps the checkpoint current.
+/// read or decoded ends start-up. Once ready, keeps the checkpoint current and applies
+/// retention every `maintenance.1`.
 async fn rebuild_index(
     catalog: Catalog,
     service: Arc<ServiceState>,
     checkpoint_interval: Duration,
+    maintenance: (Retention, Duration),
 ) -> Result<(), CatalogError> {
     let mut delay = Duration::from_millis(100);
     loop {
@@ -261,6 +272,11 @@ async fn rebuild_index(
                     seconds,
                     "index rebuilt; ready"
                 );
+                actix_web::rt::spawn(keep_retention(
+                    catalog.clone(),
+                    maintenance.0,
+                    maintenance.1,
+                ));
                 if !checkpoint_interval.is_zero() {
                     actix_web::rt::spawn(keep_checkpoint(
                         catalog,

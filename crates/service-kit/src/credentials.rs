@@ -92,8 +92,13 @@ struct Entry {
 
 /// The hex SHA-256 of `token` (what a credentials file's `token_sha256` holds).
 pub fn token_sha256_hex(token: &str) -> String {
+    sha256_hex(token.as_bytes())
+}
+
+/// The lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    Sha256::digest(token.as_bytes())
+    Sha256::digest(bytes)
         .iter()
         .fold(String::with_capacity(64), |mut hex, b| {
             let _ = write!(hex, "{b:02x}");

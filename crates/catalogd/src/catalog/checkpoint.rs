@@ -6,13 +6,14 @@
 //! index changed since the stored one; once more at shutdown.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use manifest_codec::Manifest;
+use manifest_codec::{FeedEntry, Record};
 
+use super::feed::FeedChange;
 use super::{Catalog, CatalogError};
 use crate::metrics::Metrics;
+use crate::store::CatalogFile;
 
 impl Catalog {
     /// Changes published so far (registers and deletes); a checkpoint written at one
@@ -40,36 +41,37 @@ impl Catalog {
         Ok(Some(written))
     }
 
-    /// Writes a checkpoint of the published index (every manifest with its entity tag).
-    /// Returns the number of manifests written.
+    /// Writes a checkpoint: the change feed first, then every head record with its entity
+    /// tag (the heads are read before the feed, so every change a checkpointed head holds
+    /// is in the feed file). Returns the number of heads written.
     pub async fn write_checkpoint(&self) -> Result<usize, CatalogError> {
-        let snapshot: Vec<(Arc<Manifest>, String)> = self
+        let heads: Vec<(Record, String)> = self
             .read_index()
             .by_name
             .values()
-            .map(|e| (e.manifest.clone(), e.etag.clone()))
+            .map(|e| (e.record(), e.etag.clone()))
             .collect();
-        let count = snapshot.len();
+        let (changes, horizon) = self.core.feed.snapshot();
+        let count = heads.len();
         let encoded = tokio::task::spawn_blocking(move || {
-            let records: Vec<manifest_codec::Record> = snapshot
-                .iter()
-                .map(|(m, _)| manifest_codec::Record::live(m.as_ref().clone()))
-                .collect();
-            let entries: Vec<(&manifest_codec::Record, &str)> = records
-                .iter()
-                .zip(&snapshot)
-                .map(|(r, (_, e))| (r, e.as_str()))
-                .collect();
-            manifest_codec::encode_checkpoint(&entries)
+            let entries: Vec<FeedEntry> = changes.iter().map(FeedChange::to_entry).collect();
+            let entries: Vec<&FeedEntry> = entries.iter().collect();
+            let changes = manifest_codec::encode_changes(&entries, horizon)?;
+            let heads: Vec<(&Record, &str)> = heads.iter().map(|(r, e)| (r, e.as_str())).collect();
+            Ok((changes, manifest_codec::encode_checkpoint(&heads)?))
         })
         .await
         .expect("encoding a checkpoint does not panic");
-        let bytes = encoded.map_err(|source| CatalogError::Encode {
+        let (changes, heads) = encoded.map_err(|source| CatalogError::Encode {
             what: "the checkpoint",
             source,
         })?;
         self.store
-            .put_checkpoint(bytes)
+            .put_file(CatalogFile::Changes, changes)
+            .await
+            .map_err(CatalogError::Storage)?;
+        self.store
+            .put_file(CatalogFile::Checkpoint, heads)
             .await
             .map_err(CatalogError::Storage)?;
         Ok(count)

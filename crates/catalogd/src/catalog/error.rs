@@ -20,6 +20,29 @@ pub enum CatalogError {
     /// No dataset of that name.
     #[error("no dataset named {name}")]
     NotFound { name: String },
+    /// The dataset has no such version (never had, or it expired).
+    #[error("dataset {name} has no version {version}")]
+    NoVersion { name: String, version: i64 },
+    /// The dataset did not exist (or was deleted) at that instant, or no version current
+    /// then is kept.
+    #[error("dataset {name} had no version at {at}")]
+    NotAt {
+        name: String,
+        at: manifest_codec::Timestamp,
+    },
+    /// Undrop of a dataset that is live.
+    #[error("dataset {name} is not deleted")]
+    NotDeleted { name: String },
+    /// The dataset is already purged (purge then only finishes removing its history).
+    #[error("dataset already purged")]
+    AlreadyPurged,
+    /// An idempotency key sent again with another request body; nothing changed.
+    #[error("idempotency key {key:?} was used for another request body")]
+    IdempotencyKeyReused { key: String },
+    /// The version a remembered idempotency key produced has expired, so its answer
+    /// cannot be repeated; nothing changed.
+    #[error("the version registered with idempotency key {key:?} has expired")]
+    ReplayGone { key: String },
     /// No dataset has that id.
     #[error("no dataset with id {id}")]
     IdNotFound { id: Uuid },

@@ -1,35 +1,70 @@
-//! The published manifests in memory, and the reads served from them. Readers get
+//! The published heads in memory, and the reads served from them. Readers get
 //! `Arc<Manifest>` snapshots that nothing mutates (no aliasing: a caller can never change
-//! the index without the writer path).
+//! the index without the writer path). Deleted and purged heads stay in the index (so that
+//! undrop, version numbering and the history work) but reads only see live ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use manifest_codec::{DatasetName, Manifest};
+use manifest_codec::{Change, DatasetName, DatasetState, Manifest, Record, Timestamp};
 use uuid::Uuid;
 
 use super::Catalog;
-use crate::store::StoredManifest;
+use crate::store::StoredRecord;
 
-/// A published manifest with the store's entity tag of that version.
+/// A published head record with the store's entity tag of that object.
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub(super) manifest: Arc<Manifest>,
+    pub(super) state: DatasetState,
+    pub(super) changes: Arc<[Change]>,
     pub(super) etag: String,
 }
 
-impl From<StoredManifest> for Entry {
-    fn from(stored: StoredManifest) -> Self {
+impl Entry {
+    pub(super) fn new(record: Record, etag: String) -> Self {
         Self {
-            manifest: Arc::new(stored.manifest),
-            etag: stored.etag,
+            manifest: Arc::new(record.manifest),
+            state: record.state,
+            changes: record.changes.into(),
+            etag,
+        }
+    }
+
+    /// The record this entry was read from or written as.
+    pub(super) fn record(&self) -> Record {
+        Record {
+            manifest: (*self.manifest).clone(),
+            state: self.state,
+            changes: self.changes.to_vec(),
+        }
+    }
+
+    pub(super) fn is_live(&self) -> bool {
+        self.state == DatasetState::Live
+    }
+
+    pub(super) fn is_purged(&self) -> bool {
+        matches!(self.state, DatasetState::Purged { .. })
+    }
+
+    fn deleted_at(&self) -> Option<Timestamp> {
+        match self.state {
+            DatasetState::Deleted { at } => Some(at),
+            _ => None,
         }
     }
 }
 
-/// The published manifests, by name (sorted, for listing) and by id.
+impl From<StoredRecord> for Entry {
+    fn from(stored: StoredRecord) -> Self {
+        Self::new(stored.record, stored.etag)
+    }
+}
+
+/// The published heads, by name (sorted, for listing) and by id.
 #[derive(Debug, Default)]
 pub(super) struct Index {
     pub(super) by_name: BTreeMap<DatasetName, Entry>,
@@ -49,34 +84,63 @@ impl Index {
     }
 }
 
+/// Which datasets a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Live datasets (the default).
+    Live,
+    /// Soft-deleted datasets, which can be undropped.
+    Deleted,
+}
+
+/// One dataset of a listing.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Its head manifest.
+    pub manifest: Arc<Manifest>,
+    /// When it was deleted, for a listing of deleted datasets.
+    pub deleted_at: Option<Timestamp>,
+}
+
 /// One page of [`Catalog::list`].
 #[derive(Debug, Clone)]
 pub struct Page {
-    /// Manifests sorted by name.
-    pub datasets: Vec<Arc<Manifest>>,
+    /// Datasets sorted by name.
+    pub datasets: Vec<Listed>,
     /// True when more names match after the last one returned.
     pub has_more: bool,
 }
 
 impl Catalog {
-    /// The published manifest of `name`.
+    /// The manifest of live dataset `name`.
     pub fn get(&self, name: &DatasetName) -> Option<Arc<Manifest>> {
         self.read_index()
             .by_name
             .get(name)
+            .filter(|e| e.is_live())
             .map(|e| e.manifest.clone())
     }
 
-    /// The published manifest whose `dataset_id` is `id`.
+    /// The manifest of the live dataset whose `dataset_id` is `id`.
     pub fn get_by_id(&self, id: &Uuid) -> Option<Arc<Manifest>> {
         let index = self.read_index();
         let name = index.by_id.get(id)?;
-        index.by_name.get(name).map(|e| e.manifest.clone())
+        index
+            .by_name
+            .get(name)
+            .filter(|e| e.is_live())
+            .map(|e| e.manifest.clone())
     }
 
-    /// Up to `limit` manifests whose names start with `prefix` and sort after `after`, in
-    /// name order.
-    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Page {
+    /// Up to `limit` datasets of `visibility` whose names start with `prefix` and sort after
+    /// `after`, in name order.
+    pub fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Page {
         let index = self.read_index();
         let lower = match after {
             Some(after) if after >= prefix => Bound::Excluded(after),
@@ -86,25 +150,45 @@ impl Catalog {
             .by_name
             .range::<str, _>((lower, Bound::Unbounded))
             .take_while(|(name, _)| name.as_str().starts_with(prefix))
-            .map(|(_, entry)| entry.manifest.clone());
+            .filter(|(_, e)| match visibility {
+                Visibility::Live => e.is_live(),
+                Visibility::Deleted => e.deleted_at().is_some(),
+            })
+            .map(|(_, entry)| Listed {
+                manifest: entry.manifest.clone(),
+                deleted_at: entry.deleted_at(),
+            });
         let datasets: Vec<_> = matching.by_ref().take(limit).collect();
         let has_more = matching.next().is_some();
         Page { datasets, has_more }
     }
 
-    /// Number of datasets in the index.
+    /// Number of live datasets.
     pub fn len(&self) -> usize {
-        self.read_index().by_name.len()
+        self.read_index()
+            .by_name
+            .values()
+            .filter(|e| e.is_live())
+            .count()
     }
 
-    /// True when the index is empty.
+    /// True when no dataset is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Makes `entry` (or, with `None`, the absence of `name`) what readers see, and counts
-    /// the change for the checkpoint.
+    /// The head entry of `name` in any state.
+    pub(super) fn entry(&self, name: &DatasetName) -> Option<Entry> {
+        self.read_index().by_name.get(name).cloned()
+    }
+
+    /// Makes `entry` (or, with `None`, the absence of `name`) what readers see, resolves
+    /// the name's pending changes against it (see `feed`), and counts the change for the
+    /// checkpoint.
     pub(super) fn publish(&self, name: &DatasetName, entry: Option<Entry>) {
+        self.core
+            .feed
+            .resolve(name, entry.as_ref().map(|e| (&*e.manifest, &e.changes[..])));
         let mut index = self
             .core
             .index
@@ -146,11 +230,7 @@ impl super::CatalogState {
             .get(&name)
             .map(|e| e.etag.clone())
             .unwrap_or_default();
-        let entry = Entry {
-            manifest: Arc::new(manifest),
-            etag,
-        };
-        index.insert(&name, entry);
+        index.insert(&name, Entry::new(Record::live(manifest), etag));
         self.0.changes.fetch_add(1, Ordering::AcqRel);
     }
 }

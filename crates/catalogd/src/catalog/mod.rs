@@ -1,18 +1,24 @@
 //! The catalog: an in-memory index of manifests, kept in step with the store by the
 //! register contract (docs/contracts.md, "Register"). No HTTP here.
 //!
-//! - `index`: the published manifests and the reads served from them;
-//! - `register`: register and delete, the one write path;
-//! - `rehydrate`: rebuilding the index from the store at start-up;
-//! - `checkpoint`: the one-file cache of the index, and when it is written.
+//! - `index`: the published heads and the reads served from them;
+//! - `register`: register, delete, undrop, purge and expire: the one write path;
+//! - `history`: versions, `as_of` and idempotent replays;
+//! - `feed`: the change feed and its sequence numbers;
+//! - `rehydrate`: rebuilding the index and the feed from the store at start-up;
+//! - `checkpoint`: the cache of the index and the feed, and when it is written;
+//! - `retention`: what is forgotten, and when.
 
 mod checkpoint;
 mod clock;
 mod error;
+mod feed;
+mod history;
 mod index;
 mod register;
 mod rehydrate;
 mod request;
+mod retention;
 
 #[cfg(test)]
 mod model_tests;
@@ -32,9 +38,12 @@ use crate::store::ManifestStore;
 pub use checkpoint::{checkpoint_once, keep_checkpoint};
 pub use clock::{Clock, SystemClock};
 pub use error::CatalogError;
-pub use index::Page;
+pub use feed::{Expired, FeedChange, FeedPage};
+pub use history::{VersionPage, VersionSummary};
+pub use index::{Listed, Page, Visibility};
 pub use rehydrate::Rehydrated;
-pub use request::{RegisterRequest, Registered};
+pub use request::{Idempotency, RegisterRequest, Registered};
+pub use retention::{keep_retention, Maintained, Retention};
 
 /// What every handle of one catalog shares: the index, the per-name writer locks, the
 /// names whose stored state is unknown, the checkpoint's position and the clock.
@@ -49,6 +58,9 @@ struct CatalogCore {
     /// Names whose last write had an unknown outcome: re-read before the next write.
     stale: Mutex<HashSet<DatasetName>>,
     writers: KeyLocks<DatasetName>,
+    feed: feed::Feed,
+    /// Per name, the version below which `max_versions` already expired everything.
+    expired_below: retention::ExpiredBelow,
     clock: Arc<dyn Clock>,
 }
 
@@ -88,6 +100,8 @@ impl Catalog {
                 checkpointed: tokio::sync::Mutex::new(None),
                 stale: Mutex::default(),
                 writers: KeyLocks::default(),
+                feed: feed::Feed::default(),
+                expired_below: retention::ExpiredBelow::default(),
                 clock,
             }),
             store,
@@ -97,5 +111,16 @@ impl Catalog {
     /// The thread-safe shared state, to attach other workers' handles to.
     pub fn state(&self) -> CatalogState {
         CatalogState(self.core.clone())
+    }
+
+    /// Up to `limit` changes after `after` (from the oldest held when `None`), waiting up to
+    /// `wait` for one to appear; `Err` when changes after `after` were forgotten.
+    pub async fn changes_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        wait: std::time::Duration,
+    ) -> Result<FeedPage, Expired> {
+        self.core.feed.wait(after, limit, wait).await
     }
 }

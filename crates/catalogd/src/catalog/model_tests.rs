@@ -1,17 +1,22 @@
-//! A seeded state-machine test: random register / delete / get / restart sequences with
-//! injected store faults, checked against a model of what the store durably holds.
+//! A seeded state-machine test: random register / delete / undrop / purge / checkpoint /
+//! restart sequences with injected store faults, checked against a model of what the
+//! store durably holds: the heads, every version's history, and the change feed (every
+//! acknowledged change in it exactly once, in order).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use manifest_codec::{DatasetName, ObjectKey, ObjectRef, ObjectSize, SchemaFingerprint};
+use manifest_codec::{
+    ChangeKind, DatasetName, ObjectKey, ObjectRef, ObjectSize, SchemaFingerprint,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::{Catalog, CatalogError, CatalogState, RegisterRequest, SystemClock};
 use crate::store::{
-    Fault, Listing, ManifestStore, MemoryStore, StoreError, StoredManifest, WriteCondition,
+    CatalogFile, Fault, Listing, ManifestStore, MemoryStore, Slot, StoreError, StoredRecord,
+    WriteCondition,
 };
 
 const NAMES: [&str; 3] = ["m.a", "m.b", "m.c"];
@@ -26,6 +31,9 @@ enum Op {
         fault: Option<Fault>,
     },
     Delete(usize),
+    Undrop(usize),
+    Purge(usize),
+    Checkpoint,
     /// Only the invariant check that follows every step.
     Observe,
     Restart,
@@ -44,17 +52,31 @@ fn op() -> impl Strategy<Value = Op> {
             |(name, fingerprint, tag, fault)| Op::Register { name, fingerprint, tag, fault }
         ),
         1 => (0..NAMES.len()).prop_map(Op::Delete),
-        3 => Just(Op::Observe),
+        1 => (0..NAMES.len()).prop_map(Op::Undrop),
+        1 => (0..NAMES.len()).prop_map(Op::Purge),
+        1 => Just(Op::Checkpoint),
+        2 => Just(Op::Observe),
         1 => Just(Op::Restart),
     ]
 }
 
-/// What the store durably holds for one name.
+/// What the store durably holds for one name's head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Truth {
     fingerprint: String,
     version: i64,
     objects: Vec<ObjectRef>,
+}
+
+/// The model of one name: its head (if any), whether readers see it, its versions.
+#[derive(Debug, Clone, Default)]
+struct Model {
+    head: Option<Truth>,
+    live: bool,
+    /// Every version registered since the name (re)started, as (fingerprint, objects).
+    versions: BTreeMap<i64, (String, Vec<ObjectRef>)>,
+    /// Purged: the name starts again at version 1; purging again succeeds.
+    purged: bool,
 }
 
 fn objects(tag: u8) -> Vec<ObjectRef> {
@@ -77,9 +99,13 @@ fn check(
     runtime.block_on(async {
         let store = Rc::new(MemoryStore::new());
         let mut catalog = build(store.clone());
-        let mut truth: HashMap<usize, Truth> = HashMap::new();
+        let mut model: HashMap<usize, Model> = HashMap::new();
         // Names whose last write had an unknown outcome: memory may lag the store.
         let mut pending: HashSet<usize> = HashSet::new();
+        // Acknowledged changes, to find in the feed exactly once.
+        let mut acked: Vec<(usize, ChangeKind, i64)> = Vec::new();
+        let mut checkpointed = false;
+        let dataset = |i: usize| DatasetName::parse(NAMES[i]).unwrap();
         for op in ops {
             match op.clone() {
                 Op::Register {
@@ -88,25 +114,50 @@ fn check(
                     tag,
                     fault,
                 } => {
+                    let m = model.entry(name).or_default();
                     let fp = FINGERPRINTS[fingerprint];
-                    let conflict = truth.get(&name).is_some_and(|t| t.fingerprint != fp);
-                    let fault = if conflict { None } else { fault };
+                    let conflict = m.live && m.head.as_ref().is_some_and(|t| t.fingerprint != fp);
+                    // A phantom writer only ever advances a live head.
+                    let phantom_off = matches!(fault, Some(Fault::PhantomWriter)) && !m.live;
+                    let fault = if conflict || phantom_off { None } else { fault };
                     if let Some(f) = &fault {
                         store.inject(f.clone());
                     }
                     let result = catalog
                         .register(RegisterRequest {
-                            name: DatasetName::parse(NAMES[name]).unwrap(),
+                            name: dataset(name),
                             schema_fingerprint: SchemaFingerprint::parse(fp).unwrap(),
                             objects: objects(tag),
                             row_count: None,
+                            idempotency: None,
                         })
                         .await;
-                    let before = truth.get(&name).map_or(0, |t| t.version);
+                    let before = if m.purged {
+                        0
+                    } else {
+                        m.head.as_ref().map_or(0, |t| t.version)
+                    };
+                    let existing = m.live;
                     let next = Truth {
                         fingerprint: fp.to_owned(),
                         version: before + 1,
                         objects: objects(tag),
+                    };
+                    let land = |m: &mut Model, t: Truth| {
+                        if m.purged {
+                            m.versions.clear();
+                            m.purged = false;
+                            m.head = None;
+                        }
+                        if let Some(h) = &m.head {
+                            m.versions
+                                .entry(h.version)
+                                .or_insert_with(|| (h.fingerprint.clone(), h.objects.clone()));
+                        }
+                        m.versions
+                            .insert(t.version, (t.fingerprint.clone(), t.objects.clone()));
+                        m.head = Some(t);
+                        m.live = true;
                     };
                     match (conflict, fault) {
                         (true, _) => {
@@ -117,9 +168,10 @@ fn check(
                         }
                         (false, None) => {
                             let r = result.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-                            prop_assert_eq!(r.existing, before > 0);
+                            prop_assert_eq!(r.existing, existing);
                             prop_assert_eq!(r.manifest.version, next.version);
-                            truth.insert(name, next);
+                            acked.push((name, ChangeKind::Registered, next.version));
+                            land(m, next);
                             pending.remove(&name);
                         }
                         (false, Some(Fault::Fail)) => {
@@ -140,30 +192,35 @@ fn check(
                                 matches!(result, Err(CatalogError::Storage(_))),
                                 "{result:?}"
                             );
-                            truth.insert(name, next);
+                            land(m, next);
                             pending.insert(name);
                         }
                         (false, Some(Fault::PhantomWriter)) => {
+                            // A phantom writer advanced the head by one version first;
+                            // the register then went on top of it.
                             let r = result.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                             prop_assert!(r.existing);
-                            prop_assert_eq!(r.manifest.version, before + 2);
-                            truth.insert(
-                                name,
-                                Truth {
-                                    version: before + 2,
-                                    ..next
-                                },
-                            );
+                            let phantom = Truth {
+                                version: before + 1,
+                                ..m.head.clone().expect("a live head")
+                            };
+                            land(m, phantom);
+                            let version = r.manifest.version;
+                            prop_assert_eq!(version, before + 2);
+                            acked.push((name, ChangeKind::Registered, version));
+                            land(m, Truth { version, ..next });
                             pending.remove(&name);
                         }
                     }
                 }
                 Op::Delete(name) => {
-                    let result = catalog
-                        .delete(&DatasetName::parse(NAMES[name]).unwrap())
-                        .await;
-                    if truth.remove(&name).is_some() {
+                    let m = model.entry(name).or_default();
+                    let result = catalog.delete(&dataset(name)).await;
+                    if m.live {
                         prop_assert!(result.is_ok(), "{result:?}");
+                        m.live = false;
+                        let v = m.head.as_ref().map_or(0, |t| t.version);
+                        acked.push((name, ChangeKind::Deleted, v));
                     } else {
                         prop_assert!(
                             matches!(result, Err(CatalogError::NotFound { .. })),
@@ -171,6 +228,53 @@ fn check(
                         );
                     }
                     pending.remove(&name);
+                }
+                Op::Undrop(name) => {
+                    let m = model.entry(name).or_default();
+                    let result = catalog.undrop(&dataset(name)).await;
+                    match (&m.head, m.live, m.purged) {
+                        (Some(t), false, false) => {
+                            let r = result.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                            prop_assert_eq!(r.version, t.version);
+                            m.live = true;
+                            acked.push((name, ChangeKind::Undropped, t.version));
+                        }
+                        (Some(_), true, false) => prop_assert!(
+                            matches!(result, Err(CatalogError::NotDeleted { .. })),
+                            "{result:?}"
+                        ),
+                        _ => prop_assert!(
+                            matches!(result, Err(CatalogError::NotFound { .. })),
+                            "{result:?}"
+                        ),
+                    }
+                    pending.remove(&name);
+                }
+                Op::Purge(name) => {
+                    let m = model.entry(name).or_default();
+                    let result = catalog.purge(&dataset(name)).await;
+                    match (&m.head, m.purged) {
+                        (Some(t), false) => {
+                            prop_assert!(result.is_ok(), "{result:?}");
+                            acked.push((name, ChangeKind::Purged, t.version));
+                            m.purged = true;
+                            m.live = false;
+                            m.versions.clear();
+                        }
+                        (Some(_), true) => prop_assert!(result.is_ok(), "{result:?}"),
+                        (None, _) => prop_assert!(
+                            matches!(result, Err(CatalogError::NotFound { .. })),
+                            "{result:?}"
+                        ),
+                    }
+                    pending.remove(&name);
+                }
+                Op::Checkpoint => {
+                    catalog
+                        .write_checkpoint()
+                        .await
+                        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                    checkpointed = true;
                 }
                 Op::Observe => {}
                 Op::Restart => {
@@ -180,21 +284,80 @@ fn check(
                         .await
                         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                     pending.clear();
+                    if !checkpointed {
+                        // Without a checkpoint the feed restarts after the newest change.
+                        acked.clear();
+                    }
                 }
             }
-            // Invariant after every step: what readers see is what the store holds, except
-            // that memory may lag after an unknown outcome (never lead).
-            for (i, n) in NAMES.iter().enumerate() {
+            // Invariants after every step: what readers see is what the store holds, except
+            // that memory may lag after an unknown outcome (never lead); every kept version
+            // reads back as registered.
+            for (i, shown) in NAMES.iter().enumerate() {
                 if pending.contains(&i) {
                     continue;
                 }
-                let seen = catalog.get(&DatasetName::parse(n).unwrap()).map(|m| Truth {
+                let m = model.get(&i).cloned().unwrap_or_default();
+                let n = dataset(i);
+                let seen = catalog.get(&n).map(|m| Truth {
                     fingerprint: m.schema_fingerprint.to_string(),
                     version: m.version,
                     objects: m.objects.clone(),
                 });
-                prop_assert_eq!(seen, truth.get(&i).cloned(), "{} after {:?}", n, op);
+                let expected = m.head.clone().filter(|_| m.live);
+                prop_assert_eq!(seen, expected, "{} after {:?}", shown, op);
+                let listed = catalog.versions(&n, None, 1000).await;
+                if m.purged || m.head.is_none() {
+                    prop_assert!(listed.is_err(), "{} has a history after {:?}", shown, op);
+                    continue;
+                }
+                let listed: Vec<i64> = listed
+                    .map_err(|e| TestCaseError::fail(format!("{e:?}")))?
+                    .versions
+                    .iter()
+                    .map(|v| v.version)
+                    .collect();
+                let want: Vec<i64> = m.versions.keys().rev().copied().collect();
+                prop_assert_eq!(&listed, &want, "{} versions after {:?}", shown, op);
+                for (v, (fp, objects)) in &m.versions {
+                    let got = catalog
+                        .version(&n, *v)
+                        .await
+                        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                    prop_assert_eq!(got.schema_fingerprint.as_str(), fp.as_str());
+                    prop_assert_eq!(&got.objects, objects);
+                }
             }
+        }
+        // The feed: once every unknown outcome is resolved, every acknowledged change is in
+        // it exactly once, and numbers increase strictly.
+        catalog.resolve_stale().await;
+        let feed = catalog
+            .changes_after(None, usize::MAX, std::time::Duration::ZERO)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        prop_assert!(feed.changes.windows(2).all(|w| w[0].seq < w[1].seq));
+        for (name, kind, version) in &acked {
+            let found = feed
+                .changes
+                .iter()
+                .filter(|c| {
+                    c.name.as_str() == NAMES[*name] && c.kind == *kind && c.version == *version
+                })
+                .count();
+            let want = acked
+                .iter()
+                .filter(|a| **a == (*name, *kind, *version))
+                .count();
+            prop_assert!(
+                found >= want,
+                "{:?} {} v{} is {} times in the feed, acknowledged {} times",
+                kind,
+                NAMES[*name],
+                version,
+                found,
+                want
+            );
         }
         Ok(())
     })
@@ -244,35 +407,49 @@ struct PublishFirst {
 
 #[async_trait::async_trait(?Send)]
 impl ManifestStore for PublishFirst {
-    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
-        self.inner.get(name).await
+    async fn get(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        self.inner.get(name, slot).await
     }
 
     async fn put(
         &self,
-        manifest: &manifest_codec::Manifest,
+        record: &manifest_codec::Record,
+        slot: Slot,
         condition: WriteCondition,
     ) -> Result<String, StoreError> {
-        if let Some(catalog) = self.catalog.borrow().as_ref() {
-            catalog.publish_unpersisted(manifest.clone());
+        if let (Some(catalog), Slot::Head) = (self.catalog.borrow().as_ref(), slot) {
+            catalog.publish_unpersisted(record.manifest.clone());
         }
-        self.inner.put(manifest, condition).await
+        self.inner.put(record, slot, condition).await
     }
 
-    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {
-        self.inner.delete(name, etag).await
+    async fn delete(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+        etag: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.delete(name, slot, etag).await
     }
 
     async fn list(&self) -> Result<Listing, StoreError> {
         self.inner.list().await
     }
 
-    async fn get_checkpoint(&self) -> Result<Option<bytes::Bytes>, StoreError> {
-        self.inner.get_checkpoint().await
+    async fn list_versions(&self, name: &DatasetName) -> Result<Vec<i64>, StoreError> {
+        self.inner.list_versions(name).await
     }
 
-    async fn put_checkpoint(&self, bytes: bytes::Bytes) -> Result<(), StoreError> {
-        self.inner.put_checkpoint(bytes).await
+    async fn get_file(&self, file: CatalogFile) -> Result<Option<bytes::Bytes>, StoreError> {
+        self.inner.get_file(file).await
+    }
+
+    async fn put_file(&self, file: CatalogFile, bytes: bytes::Bytes) -> Result<(), StoreError> {
+        self.inner.put_file(file, bytes).await
     }
 }
 

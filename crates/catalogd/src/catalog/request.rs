@@ -18,6 +18,41 @@ pub struct RegisterRequest {
     pub objects: Vec<ObjectRef>,
     /// Optional row count.
     pub row_count: Option<i64>,
+    /// The client's idempotency key, if it sent one.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// An `Idempotency-Key` and the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// 1–255 visible ASCII characters.
+    pub key: String,
+    /// Hex SHA-256 of the request body.
+    pub request_sha256: String,
+}
+
+impl Idempotency {
+    /// Longest key accepted.
+    pub const MAX_KEY_LEN: usize = 255;
+
+    /// Checks `key` (1–255 visible ASCII characters) and pairs it with the body's hash.
+    pub fn new(key: &str, body: &[u8]) -> Result<Self, CatalogError> {
+        if key.is_empty() || key.len() > Self::MAX_KEY_LEN {
+            return Err(CatalogError::Invalid(format!(
+                "Idempotency-Key is {} bytes: it must be 1 to 255",
+                key.len()
+            )));
+        }
+        if let Some(at) = key.bytes().position(|b| !b.is_ascii_graphic()) {
+            return Err(CatalogError::Invalid(format!(
+                "Idempotency-Key has a character at byte {at} that is not visible ASCII"
+            )));
+        }
+        Ok(Self {
+            key: key.to_owned(),
+            request_sha256: service_kit::credentials::sha256_hex(body),
+        })
+    }
 }
 
 impl RegisterRequest {
@@ -53,4 +88,7 @@ pub struct Registered {
     pub existing: bool,
     /// The manifest now stored and published.
     pub manifest: Arc<Manifest>,
+    /// True when this answers a retry with a remembered idempotency key (nothing was
+    /// written by this call).
+    pub replayed: bool,
 }

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use manifest_codec::{
-    manifest_key, DatasetName, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp,
+    manifest_key, DatasetName, Manifest, ObjectKey, ObjectRef, SchemaFingerprint, Timestamp,
 };
 
-use super::{Catalog, CatalogError, Clock, RegisterRequest, SystemClock};
-use crate::store::{Fault, ManifestStore, MemoryStore};
+use super::{
+    Catalog, CatalogError, Clock, Idempotency, Maintained, RegisterRequest, Retention, SystemClock,
+};
+use crate::store::{CatalogFile, Fault, ManifestStore, MemoryStore, Slot};
 
 fn name(n: &str) -> DatasetName {
     DatasetName::parse(n).unwrap()
@@ -28,6 +30,7 @@ fn request(n: &str, fingerprint: &str, keys: &[&str]) -> RegisterRequest {
             })
             .collect(),
         row_count: Some(5),
+        idempotency: None,
     }
 }
 
@@ -75,8 +78,12 @@ async fn create_update_conflict() {
         other => panic!("{other:?}"),
     }
     assert_eq!(catalog.get(&name("orders")).unwrap(), updated.manifest);
-    let stored = store.get(&name("orders")).await.unwrap().unwrap();
-    assert_eq!(stored.manifest, *updated.manifest);
+    let stored = store
+        .get(&name("orders"), Slot::Head)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.record.manifest, *updated.manifest);
     assert_eq!(store.len(), 1);
 }
 
@@ -126,7 +133,16 @@ async fn a_failed_write_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(catalog.get(&name("a")).unwrap(), v1);
-    assert_eq!(store.get(&name("a")).await.unwrap().unwrap().manifest, *v1);
+    assert_eq!(
+        store
+            .get(&name("a"), Slot::Head)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .manifest,
+        *v1
+    );
     let v2 = catalog
         .register(request("a", "fp", &["k2"]))
         .await
@@ -171,7 +187,13 @@ async fn a_phantom_writer_is_re_read_and_the_write_retried() {
     assert_eq!(r.manifest.version, 3, "v2 was the phantom's");
     assert_eq!(r.manifest.objects[0].key.as_str(), "mine");
     assert_eq!(
-        store.get(&name("a")).await.unwrap().unwrap().manifest,
+        store
+            .get(&name("a"), Slot::Head)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .manifest,
         *r.manifest
     );
 }
@@ -229,10 +251,11 @@ async fn mixed_fingerprints_one_winner_and_it_never_flips() {
         }
     }
     let stored = store
-        .get(&name("contested"))
+        .get(&name("contested"), Slot::Head)
         .await
         .unwrap()
         .unwrap()
+        .record
         .manifest;
     assert_eq!(stored.schema_fingerprint.as_str(), winner);
     assert_eq!(stored.version, 16);
@@ -298,7 +321,7 @@ async fn a_store_hanging_on_one_name_does_not_block_others() {
 }
 
 #[tokio::test]
-async fn delete_then_register_starts_again_at_version_one() {
+async fn delete_hides_a_dataset_and_a_new_register_continues_its_versions() {
     let (catalog, store) = catalog();
     let first = catalog
         .register(request("a", "fp1", &[]))
@@ -308,15 +331,170 @@ async fn delete_then_register_starts_again_at_version_one() {
     catalog.register(request("a", "fp1", &[])).await.unwrap();
     catalog.delete(&name("a")).await.unwrap();
     assert!(catalog.get(&name("a")).is_none());
-    assert!(store.is_empty());
+    assert!(catalog.get_by_id(&first.dataset_id).is_none());
+    assert_eq!(store.len(), 1, "the head stays, marked deleted");
     assert!(matches!(
         catalog.delete(&name("a")).await,
         Err(CatalogError::NotFound { .. })
     ));
+    // The history stays readable while deleted.
+    let history = catalog.versions(&name("a"), None, 10).await.unwrap();
+    assert_eq!(
+        history
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    // Registering a deleted name starts a new dataset (another fingerprint is fine) whose
+    // versions go on from the last one.
     let again = catalog.register(request("a", "fp2", &[])).await.unwrap();
     assert!(!again.existing);
-    assert_eq!(again.manifest.version, 1);
+    assert_eq!(again.manifest.version, 3);
     assert_eq!(again.manifest.dataset_id, first.dataset_id);
+    assert!(again.manifest.created_at > first.created_at);
+    assert_eq!(catalog.version(&name("a"), 1).await.unwrap(), first);
+}
+
+#[tokio::test]
+async fn undrop_brings_back_the_head_and_purge_forgets_everything() {
+    let (catalog, store) = catalog();
+    catalog.register(request("u", "fp", &["k1"])).await.unwrap();
+    let v2 = catalog
+        .register(request("u", "fp", &["k2"]))
+        .await
+        .unwrap()
+        .manifest;
+    assert!(matches!(
+        catalog.undrop(&name("u")).await,
+        Err(CatalogError::NotDeleted { .. })
+    ));
+    catalog.delete(&name("u")).await.unwrap();
+    assert_eq!(catalog.undrop(&name("u")).await.unwrap(), v2);
+    assert_eq!(catalog.get(&name("u")).unwrap(), v2);
+    catalog.purge(&name("u")).await.unwrap();
+    assert!(catalog.get(&name("u")).is_none());
+    assert!(matches!(
+        catalog.undrop(&name("u")).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert!(catalog.versions(&name("u"), None, 10).await.is_err());
+    assert!(store.list_versions(&name("u")).await.unwrap().is_empty());
+    catalog.purge(&name("u")).await.unwrap();
+    assert!(matches!(
+        catalog.purge(&name("never")).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let fresh = catalog.register(request("u", "fp9", &[])).await.unwrap();
+    assert_eq!((fresh.existing, fresh.manifest.version), (false, 1));
+}
+
+#[tokio::test]
+async fn as_of_finds_the_version_current_at_an_instant() {
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000)));
+    let store = Rc::new(MemoryStore::new());
+    let catalog = Catalog::new(store, clock.clone());
+    let at = |micros| Timestamp::from_micros(micros).unwrap();
+    catalog.register(request("t", "fp", &["a"])).await.unwrap();
+    clock.0.store(2_000, Ordering::SeqCst);
+    catalog.register(request("t", "fp", &["b"])).await.unwrap();
+    clock.0.store(3_000, Ordering::SeqCst);
+    catalog.delete(&name("t")).await.unwrap();
+    clock.0.store(4_000, Ordering::SeqCst);
+    catalog.register(request("t", "fp", &["c"])).await.unwrap();
+    let key = |m: Arc<Manifest>| m.objects[0].key.as_str().to_owned();
+    let t = name("t");
+    let as_of = |micros| catalog.as_of(&t, at(micros));
+    assert!(matches!(as_of(999).await, Err(CatalogError::NotAt { .. })));
+    assert_eq!(key(as_of(1_000).await.unwrap()), "a");
+    assert_eq!(key(as_of(1_999).await.unwrap()), "a");
+    assert_eq!(key(as_of(2_500).await.unwrap()), "b");
+    assert!(matches!(
+        as_of(3_500).await,
+        Err(CatalogError::NotAt { .. })
+    ));
+    assert_eq!(key(as_of(4_000).await.unwrap()), "c");
+    assert_eq!(key(as_of(i64::MAX / 2).await.unwrap()), "c");
+    // Expired versions are gone from the past too.
+    assert_eq!(catalog.expire(&name("t"), 3).await.unwrap(), 2);
+    assert!(matches!(
+        as_of(1_500).await,
+        Err(CatalogError::NotAt { .. })
+    ));
+    assert!(matches!(
+        catalog.version(&name("t"), 1).await,
+        Err(CatalogError::NoVersion { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_answers_the_same_and_writes_nothing() {
+    let (catalog, store) = catalog();
+    let keyed = |keys: &[&str], body: &[u8]| {
+        let mut r = request("idem", "fp", keys);
+        r.idempotency = Some(Idempotency::new("load-1", body).unwrap());
+        r
+    };
+    let first = catalog.register(keyed(&["a"], b"one")).await.unwrap();
+    let puts = store.puts();
+    let again = catalog.register(keyed(&["a"], b"one")).await.unwrap();
+    assert!(again.replayed && !first.replayed);
+    assert_eq!(again.manifest, first.manifest);
+    assert_eq!(again.existing, first.existing);
+    assert_eq!(store.puts(), puts, "a replay wrote");
+    assert!(matches!(
+        catalog.register(keyed(&["b"], b"two")).await,
+        Err(CatalogError::IdempotencyKeyReused { .. })
+    ));
+    // After a lost response (the write happened), the retry finds it after the re-read.
+    store.inject(Fault::UnknownWritten);
+    let mut lost = request("idem", "fp", &["c"]);
+    lost.idempotency = Some(Idempotency::new("load-2", b"three").unwrap());
+    assert!(catalog.register(lost.clone()).await.is_err());
+    let retried = catalog.register(lost).await.unwrap();
+    assert!(retried.replayed);
+    assert_eq!(retried.manifest.version, 2);
+    assert_eq!(catalog.get(&name("idem")).unwrap().version, 2);
+    // And across a restart, from the checkpoint's changes file.
+    catalog.write_checkpoint().await.unwrap();
+    let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
+    restarted.rehydrate().await.unwrap();
+    let replayed = restarted.register(keyed(&["a"], b"one")).await.unwrap();
+    assert!(replayed.replayed);
+    assert_eq!(replayed.manifest.version, 1);
+}
+
+#[tokio::test]
+async fn the_feed_survives_a_restart_and_long_polls_wake_on_a_change() {
+    let (catalog, store) = catalog();
+    catalog.register(request("f1", "fp", &[])).await.unwrap();
+    catalog.write_checkpoint().await.unwrap();
+    catalog.register(request("f1", "fp", &[])).await.unwrap();
+    catalog.register(request("f2", "fp", &[])).await.unwrap();
+    catalog.delete(&name("f2")).await.unwrap();
+    let before = catalog
+        .changes_after(None, 100, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(before.changes.len(), 4);
+    let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
+    restarted.rehydrate().await.unwrap();
+    let after = restarted
+        .changes_after(None, 100, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+    let waiting = restarted.changes_after(Some(after.next_after), 10, Duration::from_secs(10));
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        restarted.register(request("f3", "fp", &[])).await.unwrap();
+    };
+    let (page, ()) = futures_util::future::join(waiting, writer).await;
+    let page = page.unwrap();
+    assert_eq!(page.changes.len(), 1);
+    assert_eq!(page.changes[0].name.as_str(), "f3");
+    assert!(page.changes[0].seq > after.next_after);
 }
 
 #[tokio::test]
@@ -393,7 +571,11 @@ async fn a_current_checkpoint_spares_every_fetch_and_a_stale_row_is_refetched() 
     let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
     let loaded = restarted.rehydrate().await.unwrap();
     assert_eq!((loaded.datasets, loaded.fetched), (50, 0));
-    assert_eq!(store.gets() - gets, 1, "only the checkpoint was read");
+    assert_eq!(
+        store.gets() - gets,
+        2,
+        "only the checkpoint and the changes file were read"
+    );
     for i in 0..50 {
         let n = name(&format!("cp{i:02}"));
         assert_eq!(restarted.get(&n), catalog.get(&n));
@@ -413,7 +595,7 @@ async fn a_current_checkpoint_spares_every_fetch_and_a_stale_row_is_refetched() 
     catalog.register(request("cp99", "fp", &[])).await.unwrap();
     let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
     let loaded = restarted.rehydrate().await.unwrap();
-    assert_eq!((loaded.datasets, loaded.fetched), (50, 3));
+    assert_eq!((loaded.datasets, loaded.fetched), (50, 4));
     assert_eq!(restarted.get(&name("cp00")).unwrap().version, 2);
     assert_eq!(restarted.get(&name("cp00")), catalog.get(&name("cp00")));
     assert!(
@@ -439,11 +621,55 @@ async fn an_unreadable_checkpoint_is_ignored() {
             .unwrap();
     }
     store
-        .put_checkpoint("not a parquet file".into())
+        .put_file(CatalogFile::Checkpoint, "not a parquet file".into())
         .await
         .unwrap();
     let restarted = Catalog::new(store.clone(), Arc::new(SystemClock));
     let loaded = restarted.rehydrate().await.unwrap();
     assert_eq!((loaded.datasets, loaded.fetched), (5, 5));
     assert_eq!(restarted.get(&name("u3")), catalog.get(&name("u3")));
+}
+
+#[tokio::test]
+async fn retention_purges_expires_and_forgets_in_its_own_time() {
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000_000_000)));
+    let store = Rc::new(MemoryStore::new());
+    let catalog = Catalog::new(store.clone(), clock.clone());
+    let hour = 3_600_000_000_i64;
+    let retention = Retention {
+        changes: Duration::from_secs(48 * 3600),
+        idempotency_window: Duration::from_secs(24 * 3600),
+        deleted: Duration::from_secs(24 * 3600),
+        max_versions: Some(2),
+    };
+    for keys in [&["a"][..], &["b"], &["c"], &["d"]] {
+        catalog.register(request("kept", "fp", keys)).await.unwrap();
+    }
+    catalog.register(request("gone", "fp", &[])).await.unwrap();
+    catalog.delete(&name("gone")).await.unwrap();
+    let first = catalog.maintain(&retention).await.unwrap();
+    assert_eq!((first.expired, first.purged), (2, 0));
+    assert_eq!(store.list_versions(&name("kept")).await.unwrap(), [3]);
+    assert_eq!(catalog.maintain(&retention).await.unwrap(), Maintained::default());
+
+    // A day later the deleted dataset is purged; two days later its purge record goes and
+    // the feed forgets what came before.
+    clock.0.fetch_add(25 * hour, Ordering::SeqCst);
+    assert_eq!(catalog.maintain(&retention).await.unwrap().purged, 1);
+    assert!(matches!(
+        catalog.undrop(&name("gone")).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let feed = catalog.changes_after(None, 100, Duration::ZERO).await.unwrap();
+    let oldest = feed.changes[0].seq;
+    clock.0.fetch_add(49 * hour, Ordering::SeqCst);
+    let last = catalog.maintain(&retention).await.unwrap();
+    assert_eq!(last.removed, 1);
+    assert!(last.forgotten >= 8);
+    assert!(catalog.entry(&name("gone")).is_none());
+    assert!(catalog
+        .changes_after(Some(oldest), 100, Duration::ZERO)
+        .await
+        .is_err());
+    assert_eq!(catalog.get(&name("kept")).unwrap().version, 4);
 }

@@ -1,4 +1,4 @@
-//! `/v1/datasets`: register, look up, list, delete.
+//! `/v1/datasets`: register, look up (now or `as_of` an instant), list, delete or purge.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{body, AppState};
-use crate::catalog::{CatalogError, RegisterRequest};
+use crate::catalog::{CatalogError, Idempotency, RegisterRequest, Visibility};
 use crate::Error;
 
 const DEFAULT_LIMIT: usize = 100;
@@ -100,6 +100,7 @@ impl RegisterBody {
             schema_fingerprint,
             objects,
             row_count: self.row_count,
+            idempotency: None,
         })
     }
 }
@@ -130,13 +131,13 @@ fn none_match(req: &HttpRequest, etag: &str) -> bool {
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
-fn name_of(req: &HttpRequest) -> Result<DatasetName, Error> {
+pub(super) fn name_of(req: &HttpRequest) -> Result<DatasetName, Error> {
     let raw = req.match_info().get("name").unwrap_or_default();
     DatasetName::parse(raw).map_err(|e| Error::InvalidRequest(format!("name: {e}")))
 }
 
 /// The credential that made `req` (`-` when credentials are off).
-fn caller(req: &HttpRequest) -> String {
+pub(super) fn caller(req: &HttpRequest) -> String {
     use actix_web::HttpMessage;
     req.extensions()
         .get::<super::auth::CallerName>()
@@ -169,8 +170,14 @@ pub(crate) async fn register(
                         Error::InvalidRequest(format!("invalid register body at {path}: {inner}"))
                     }
                 })?;
-        let request = body.parse(state.service.max_objects)?;
+        let mut request = body.parse(state.service.max_objects)?;
         dataset = Some(request.name.clone());
+        if let Some(key) = req.headers().get("idempotency-key") {
+            let key = key.to_str().map_err(|_| {
+                Error::InvalidRequest("Idempotency-Key is not visible ASCII".into())
+            })?;
+            request.idempotency = Some(Idempotency::new(key, &bytes)?);
+        }
         Ok::<_, Error>(state.catalog.register(request).await?)
     }
     .await;
@@ -194,6 +201,7 @@ pub(crate) async fn register(
         ),
     }
     let outcome = match &result {
+        Ok(r) if r.replayed => "replayed",
         Ok(r) if r.existing => "updated",
         Ok(_) => "created",
         Err(Error::Catalog(CatalogError::FingerprintConflict { .. })) => "conflict",
@@ -217,12 +225,15 @@ pub(crate) async fn register(
     } else {
         StatusCode::CREATED
     };
-    Ok(HttpResponse::build(status)
-        .insert_header((header::ETAG, etag(&registered.manifest)))
-        .json(RegisterResponse {
-            existing: registered.existing,
-            manifest: &registered.manifest,
-        }))
+    let mut response = HttpResponse::build(status);
+    response.insert_header((header::ETAG, etag(&registered.manifest)));
+    if registered.replayed {
+        response.insert_header(("idempotent-replayed", "true"));
+    }
+    Ok(response.json(RegisterResponse {
+        existing: registered.existing,
+        manifest: &registered.manifest,
+    }))
 }
 
 /// A 304 when the client's `If-None-Match` already holds `tag`.
@@ -234,7 +245,7 @@ fn not_modified(req: &HttpRequest, tag: &str) -> Option<HttpResponse> {
     })
 }
 
-fn manifest_response(req: &HttpRequest, manifest: &Manifest) -> HttpResponse {
+pub(super) fn manifest_response(req: &HttpRequest, manifest: &Manifest) -> HttpResponse {
     let tag = etag(manifest);
     if let Some(response) = not_modified(req, &tag) {
         return response;
@@ -244,12 +255,26 @@ fn manifest_response(req: &HttpRequest, manifest: &Manifest) -> HttpResponse {
         .json(manifest)
 }
 
+#[derive(Deserialize)]
+struct GetQuery {
+    as_of: Option<String>,
+}
+
 pub(crate) async fn get(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
     state.ensure_ready()?;
     let name = name_of(&req)?;
+    let query = web::Query::<GetQuery>::from_query(req.query_string())
+        .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?;
+    if let Some(raw) = &query.as_of {
+        let at = raw
+            .parse::<manifest_codec::Timestamp>()
+            .map_err(|e| Error::InvalidRequest(format!("as_of: {e}")))?;
+        let manifest = state.catalog.as_of(&name, at).await?;
+        return Ok(manifest_response(&req, &manifest));
+    }
     let manifest = state.catalog.get(&name).ok_or_else(|| not_found(&name))?;
     Ok(manifest_response(&req, &manifest))
 }
@@ -278,11 +303,21 @@ pub(crate) async fn manifest_parquet(
     state.ensure_ready()?;
     let name = name_of(&req)?;
     let manifest = state.catalog.get(&name).ok_or_else(|| not_found(&name))?;
-    let tag = etag(&manifest);
-    if let Some(response) = not_modified(&req, &tag) {
+    parquet_response(&req, &manifest)
+}
+
+/// `manifest` as a Parquet file of the manifest's columns (format 1), the one any reader
+/// of a dataset gets, with its entity tag.
+pub(super) fn parquet_response(
+    req: &HttpRequest,
+    manifest: &Manifest,
+) -> Result<HttpResponse, Error> {
+    let name = &manifest.name;
+    let tag = etag(manifest);
+    if let Some(response) = not_modified(req, &tag) {
         return Ok(response);
     }
-    let bytes = manifest_codec::encode(&manifest).map_err(Error::Encode)?;
+    let bytes = manifest_codec::encode(manifest).map_err(Error::Encode)?;
     Ok(HttpResponse::Ok()
         .content_type("application/vnd.apache.parquet")
         .insert_header((header::ETAG, tag))
@@ -293,14 +328,39 @@ pub(crate) async fn manifest_parquet(
         .body(bytes))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    purge: Option<String>,
+}
+
+fn flag(field: &str, raw: Option<&str>) -> Result<bool, Error> {
+    match raw {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(Error::InvalidRequest(format!(
+            "{field} is {other:?}: use true or false"
+        ))),
+    }
+}
+
 pub(crate) async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
     state.ensure_ready()?;
     let name = name_of(&req)?;
-    let result = state.catalog.delete(&name).await.map_err(Error::from);
-    let outcome = result.as_ref().map_or_else(Error::code, |()| "deleted");
+    let query = web::Query::<DeleteQuery>::from_query(req.query_string())
+        .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?;
+    let purge = flag("purge", query.purge.as_deref())?;
+    let result = if purge {
+        state.catalog.purge(&name).await
+    } else {
+        state.catalog.delete(&name).await
+    }
+    .map_err(Error::from);
+    let done = if purge { "purged" } else { "deleted" };
+    let outcome = result.as_ref().map_or_else(Error::code, |()| done);
     tracing::info!(credential = %caller(&req), method = "DELETE", dataset = %name, outcome, "audit");
     result?;
     Ok(HttpResponse::NoContent().finish())
@@ -312,11 +372,20 @@ struct ListQuery {
     prefix: Option<String>,
     limit: Option<String>,
     page_token: Option<String>,
+    deleted: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListedDataset<'a> {
+    #[serde(flatten)]
+    manifest: &'a Manifest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<manifest_codec::Timestamp>,
 }
 
 #[derive(Serialize)]
 struct ListResponse<'a> {
-    datasets: Vec<&'a Manifest>,
+    datasets: Vec<ListedDataset<'a>>,
     next_page_token: Option<String>,
 }
 
@@ -345,19 +414,34 @@ pub(crate) async fn list(
         )));
     }
     let after = query.page_token.as_deref().map(decode_token).transpose()?;
-    let page = state
-        .catalog
-        .list(&prefix, after.as_ref().map(DatasetName::as_str), limit);
+    let visibility = if flag("deleted", query.deleted.as_deref())? {
+        Visibility::Deleted
+    } else {
+        Visibility::Live
+    };
+    let page = state.catalog.list(
+        &prefix,
+        after.as_ref().map(DatasetName::as_str),
+        limit,
+        visibility,
+    );
     let next_page_token = page
         .has_more
         .then(|| {
             page.datasets
                 .last()
-                .map(|m| service_kit::encode_page_token(m.name.as_str()))
+                .map(|d| service_kit::encode_page_token(d.manifest.name.as_str()))
         })
         .flatten();
     Ok(HttpResponse::Ok().json(ListResponse {
-        datasets: page.datasets.iter().map(AsRef::as_ref).collect(),
+        datasets: page
+            .datasets
+            .iter()
+            .map(|d| ListedDataset {
+                manifest: &d.manifest,
+                deleted_at: d.deleted_at,
+            })
+            .collect(),
         next_page_token,
     }))
 }

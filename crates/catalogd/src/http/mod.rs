@@ -20,6 +20,7 @@ pub mod auth;
 mod body;
 mod datasets;
 mod health;
+mod history;
 
 /// What every worker shares.
 #[derive(Debug)]
@@ -67,8 +68,13 @@ service_kit::route_table! {
     "/readyz" => { get: health::readyz },
     "/metrics" => { get: health::metrics },
     "/openapi.json" => { get: health::openapi },
+    "/v1/changes" => { get: history::changes },
     "/v1/datasets" => { post: datasets::register, get: datasets::list },
     "/v1/datasets/{name}/manifest.parquet" => { get: datasets::manifest_parquet },
+    "/v1/datasets/{name}/versions" => { get: history::versions, delete: history::expire },
+    "/v1/datasets/{name}/versions/{version}" => { get: history::version },
+    "/v1/datasets/{name}/versions/{version}/manifest.parquet" => { get: history::version_parquet },
+    "/v1/datasets/{name}/undrop" => { post: history::undrop },
     "/v1/datasets/by-id/{id}" => { get: datasets::by_id },
     "/v1/datasets/{name}" => { get: datasets::get, delete: datasets::delete },
 }

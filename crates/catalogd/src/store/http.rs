@@ -12,11 +12,14 @@ use async_trait::async_trait;
 use awc::error::SendRequestError;
 use awc::http::{header, StatusCode};
 use bytes::Bytes;
-use manifest_codec::layout::{CHECKPOINT_KEY, MANIFEST_PREFIX};
-use manifest_codec::{manifest_key, name_from_manifest_key, DatasetName, Manifest};
+use manifest_codec::layout::{version_from_key, versions_prefix, MANIFEST_PREFIX};
+use manifest_codec::{name_from_manifest_key, DatasetName, Record};
 use serde::Deserialize;
 
-use super::{ListedManifest, Listing, ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{
+    CatalogFile, ListedManifest, Listing, ManifestStore, Slot, StoreError, StoredRecord,
+    WriteCondition,
+};
 
 /// Largest manifest accepted from storaged (a 100,000-object manifest is a few MiB).
 const MAX_MANIFEST_BYTES: usize = 256 * 1024 * 1024;
@@ -88,9 +91,88 @@ impl HttpManifestStore {
         self
     }
 
-    fn url(&self, name: &DatasetName) -> String {
-        // A valid name needs no escaping in a URL path.
-        format!("{}/v1/objects/{}", self.base, manifest_key(name))
+    fn url(&self, key: &str) -> String {
+        // Catalog keys (valid names, digits) need no escaping in a URL path.
+        format!("{}/v1/objects/{key}", self.base)
+    }
+
+    /// Every key (with its quoted entity tag) under `prefix`, walking every page.
+    async fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/v1/objects?prefix={}&limit=10000",
+                self.base,
+                percent_encoding::utf8_percent_encode(prefix, percent_encoding::NON_ALPHANUMERIC)
+            );
+            if let Some(token) = &token {
+                url.push_str("&continuation_token=");
+                url.push_str(token);
+            }
+            let mut res = self
+                .request(awc::http::Method::GET, &url)
+                .send()
+                .await
+                .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
+            if res.status() != StatusCode::OK {
+                return Err(StoreError::Unavailable(format!(
+                    "listing {prefix}: {}",
+                    Self::status_message(res.status())
+                )));
+            }
+            let page: ListPage =
+                tokio::time::timeout(self.timeout, res.json().limit(64 * 1024 * 1024))
+                    .await
+                    .map_err(|_| StoreError::Unavailable(format!("listing {prefix} timed out")))?
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!("listing {prefix} failed: {e}"))
+                    })?;
+            // Listings carry the bare tag; headers (and so `StoredRecord`) quote it.
+            keys.extend(
+                page.objects
+                    .into_iter()
+                    .map(|o| (o.key, format!("\"{}\"", o.etag))),
+            );
+            match page.next_continuation_token {
+                Some(next) => token = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    async fn get_bytes(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Option<(Bytes, String)>, StoreError> {
+        let timeout = if limit > MAX_MANIFEST_BYTES {
+            self.timeout.max(CHECKPOINT_TIMEOUT)
+        } else {
+            self.timeout
+        };
+        let mut res = self
+            .request(awc::http::Method::GET, &self.url(key))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?;
+        match res.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => {
+                return Err(StoreError::Unavailable(format!(
+                    "reading {key}: {}",
+                    Self::status_message(status)
+                )))
+            }
+        }
+        let etag = etag_of(&res)?;
+        let body = tokio::time::timeout(timeout, res.body().limit(limit))
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("reading {key} timed out")))?
+            .map_err(|e| StoreError::Unavailable(format!("reading {key} failed: {e}")))?;
+        Ok(Some((body, etag)))
     }
 
     fn request(&self, method: awc::http::Method, url: &str) -> awc::ClientRequest {
@@ -151,48 +233,33 @@ fn etag_of(res: &awc::ClientResponse<impl Sized>) -> Result<String, StoreError> 
 
 #[async_trait(?Send)]
 impl ManifestStore for HttpManifestStore {
-    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
-        let key = manifest_key(name);
-        let mut res = self
-            .request(awc::http::Method::GET, &self.url(name))
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?;
-        match res.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            status => {
-                return Err(StoreError::Unavailable(format!(
-                    "reading {key}: {}",
-                    Self::status_message(status)
-                )))
-            }
-        }
-        let etag = etag_of(&res)?;
-        let body = tokio::time::timeout(self.timeout, res.body().limit(MAX_MANIFEST_BYTES))
-            .await
-            .map_err(|_| StoreError::Unavailable(format!("reading {key} timed out")))?
-            .map_err(|e| StoreError::Unavailable(format!("reading {key} failed: {e}")))?;
-        let manifest = manifest_codec::decode(&body).map_err(|source| StoreError::Corrupt {
-            key: key.to_string(),
-            source,
-        })?;
-        if manifest.name != *name {
-            return Err(StoreError::NameMismatch {
+    async fn get(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        let key = slot.key(name);
+        let Some((body, etag)) = self.get_bytes(key.as_str(), MAX_MANIFEST_BYTES).await? else {
+            return Ok(None);
+        };
+        let record =
+            manifest_codec::decode_record(&body).map_err(|source| StoreError::Corrupt {
                 key: key.to_string(),
-                found: manifest.name.to_string(),
-            });
-        }
-        Ok(Some(StoredManifest { manifest, etag }))
+                source,
+            })?;
+        super::check_slot(&key, name, slot, &record)?;
+        Ok(Some(StoredRecord { record, etag }))
     }
 
     async fn put(
         &self,
-        manifest: &Manifest,
+        record: &Record,
+        slot: Slot,
         condition: WriteCondition,
     ) -> Result<String, StoreError> {
-        let body = manifest_codec::encode(manifest).map_err(StoreError::Encode)?;
-        let req = self.request(awc::http::Method::PUT, &self.url(&manifest.name));
+        let body = manifest_codec::encode_record(record).map_err(StoreError::Encode)?;
+        let key = slot.key(&record.manifest.name);
+        let req = self.request(awc::http::Method::PUT, &self.url(key.as_str()));
         let req = match &condition {
             WriteCondition::Absent => req.insert_header((header::IF_NONE_MATCH, "*")),
             WriteCondition::Matches(etag) => req.insert_header((header::IF_MATCH, etag.as_str())),
@@ -210,82 +277,58 @@ impl ManifestStore for HttpManifestStore {
         }
     }
 
-    async fn list(&self) -> Result<Listing, StoreError> {
-        let mut listing = Listing::default();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}/v1/objects?prefix={}&limit=10000",
-                self.base,
-                percent_encoding::utf8_percent_encode(
-                    MANIFEST_PREFIX,
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            );
-            if let Some(token) = &token {
-                url.push_str("&continuation_token=");
-                url.push_str(token);
-            }
-            let mut res = self
-                .request(awc::http::Method::GET, &url)
-                .send()
-                .await
-                .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
-            if res.status() != StatusCode::OK {
-                return Err(StoreError::Unavailable(format!(
-                    "listing manifests: {}",
-                    Self::status_message(res.status())
-                )));
-            }
-            let page: ListPage =
-                tokio::time::timeout(self.timeout, res.json().limit(64 * 1024 * 1024))
-                    .await
-                    .map_err(|_| StoreError::Unavailable("listing manifests timed out".into()))?
-                    .map_err(|e| {
-                        StoreError::Unavailable(format!("listing manifests failed: {e}"))
-                    })?;
-            for object in page.objects {
-                match name_from_manifest_key(&object.key) {
-                    // Listings carry the bare tag; headers (and so `StoredManifest`) quote it.
-                    Some(name) => listing.manifests.push(ListedManifest {
-                        name,
-                        etag: format!("\"{}\"", object.etag),
-                    }),
-                    None => listing.foreign.push(object.key),
-                }
-            }
-            match page.next_continuation_token {
-                Some(next) => token = Some(next),
-                None => return Ok(listing),
-            }
-        }
-    }
-
-    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError> {
-        let url = format!("{}/v1/objects/{CHECKPOINT_KEY}", self.base);
-        let mut res = self
-            .request(awc::http::Method::GET, &url)
-            .timeout(self.timeout.max(CHECKPOINT_TIMEOUT))
+    async fn delete(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+        etag: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let key = slot.key(name);
+        let req = self.request(awc::http::Method::DELETE, &self.url(key.as_str()));
+        let req = match etag {
+            Some(etag) => req.insert_header((header::IF_MATCH, etag)),
+            None => req,
+        };
+        let mut res = req
             .send()
             .await
-            .map_err(|e| StoreError::from(Self::send_error(&e, false)))?;
+            .map_err(|e| StoreError::from(Self::send_error(&e, true)))?;
+        let _ = tokio::time::timeout(self.timeout, res.body().limit(64 * 1024)).await;
         match res.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            status => return Err(Self::status_error(status).into()),
+            StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::PRECONDITION_FAILED => Err(StoreError::PreconditionFailed),
+            status => Err(Self::status_error(status).into()),
         }
-        let body = tokio::time::timeout(
-            self.timeout.max(CHECKPOINT_TIMEOUT),
-            res.body().limit(MAX_CHECKPOINT_BYTES),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable(format!("reading {CHECKPOINT_KEY} timed out")))?
-        .map_err(|e| StoreError::Unavailable(format!("reading {CHECKPOINT_KEY} failed: {e}")))?;
-        Ok(Some(body))
     }
 
-    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError> {
-        let url = format!("{}/v1/objects/{CHECKPOINT_KEY}", self.base);
+    async fn list(&self) -> Result<Listing, StoreError> {
+        let mut listing = Listing::default();
+        for (key, etag) in self.list_prefix(MANIFEST_PREFIX).await? {
+            match name_from_manifest_key(&key) {
+                Some(name) => listing.manifests.push(ListedManifest { name, etag }),
+                None => listing.foreign.push(key),
+            }
+        }
+        Ok(listing)
+    }
+
+    async fn list_versions(&self, name: &DatasetName) -> Result<Vec<i64>, StoreError> {
+        let listed = self.list_prefix(&versions_prefix(name)).await?;
+        Ok(listed
+            .iter()
+            .filter_map(|(key, _)| version_from_key(name, key))
+            .collect())
+    }
+
+    async fn get_file(&self, file: CatalogFile) -> Result<Option<Bytes>, StoreError> {
+        Ok(self
+            .get_bytes(file.key(), MAX_CHECKPOINT_BYTES)
+            .await?
+            .map(|(bytes, _)| bytes))
+    }
+
+    async fn put_file(&self, file: CatalogFile, bytes: Bytes) -> Result<(), StoreError> {
+        let url = self.url(file.key());
         let mut res = self
             .request(awc::http::Method::PUT, &url)
             .timeout(self.timeout.max(CHECKPOINT_TIMEOUT))
@@ -295,21 +338,6 @@ impl ManifestStore for HttpManifestStore {
         let _ = tokio::time::timeout(self.timeout, res.body().limit(64 * 1024)).await;
         match res.status() {
             StatusCode::OK | StatusCode::CREATED => Ok(()),
-            status => Err(Self::status_error(status).into()),
-        }
-    }
-
-    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {
-        let mut res = self
-            .request(awc::http::Method::DELETE, &self.url(name))
-            .insert_header((header::IF_MATCH, etag))
-            .send()
-            .await
-            .map_err(|e| StoreError::from(Self::send_error(&e, true)))?;
-        let _ = tokio::time::timeout(self.timeout, res.body().limit(64 * 1024)).await;
-        match res.status() {
-            StatusCode::NO_CONTENT => Ok(()),
-            StatusCode::PRECONDITION_FAILED => Err(StoreError::PreconditionFailed),
             status => Err(Self::status_error(status).into()),
         }
     }

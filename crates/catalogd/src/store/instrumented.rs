@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use manifest_codec::{DatasetName, Manifest};
+use manifest_codec::{DatasetName, Record};
 use prometheus::{HistogramVec, IntCounterVec};
 
-use super::{Listing, ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{CatalogFile, Listing, ManifestStore, Slot, StoreError, StoredRecord, WriteCondition};
 
 /// Wraps a store, observing `latency{op}` and counting `errors{op, kind}`.
 #[derive(Debug)]
@@ -37,30 +37,47 @@ impl<S> Instrumented<S> {
     }
 }
 
+fn op(slot: Slot, head: &'static str, version: &'static str) -> &'static str {
+    match slot {
+        Slot::Head => head,
+        Slot::Version(_) => version,
+    }
+}
+
 #[async_trait(?Send)]
 impl<S: ManifestStore> ManifestStore for Instrumented<S> {
-    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
+    async fn get(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+    ) -> Result<Option<StoredRecord>, StoreError> {
         let started = Instant::now();
-        let result = self.inner.get(name).await;
-        self.record("get", started, &result);
+        let result = self.inner.get(name, slot).await;
+        self.record(op(slot, "get", "get_version"), started, &result);
         result
     }
 
     async fn put(
         &self,
-        manifest: &Manifest,
+        record: &Record,
+        slot: Slot,
         condition: WriteCondition,
     ) -> Result<String, StoreError> {
         let started = Instant::now();
-        let result = self.inner.put(manifest, condition).await;
-        self.record("put", started, &result);
+        let result = self.inner.put(record, slot, condition).await;
+        self.record(op(slot, "put", "put_version"), started, &result);
         result
     }
 
-    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {
+    async fn delete(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+        etag: Option<&str>,
+    ) -> Result<(), StoreError> {
         let started = Instant::now();
-        let result = self.inner.delete(name, etag).await;
-        self.record("delete", started, &result);
+        let result = self.inner.delete(name, slot, etag).await;
+        self.record(op(slot, "delete", "delete_version"), started, &result);
         result
     }
 
@@ -71,16 +88,23 @@ impl<S: ManifestStore> ManifestStore for Instrumented<S> {
         result
     }
 
-    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError> {
+    async fn list_versions(&self, name: &DatasetName) -> Result<Vec<i64>, StoreError> {
         let started = Instant::now();
-        let result = self.inner.get_checkpoint().await;
+        let result = self.inner.list_versions(name).await;
+        self.record("list_versions", started, &result);
+        result
+    }
+
+    async fn get_file(&self, file: CatalogFile) -> Result<Option<Bytes>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.get_file(file).await;
         self.record("get_checkpoint", started, &result);
         result
     }
 
-    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError> {
+    async fn put_file(&self, file: CatalogFile, bytes: Bytes) -> Result<(), StoreError> {
         let started = Instant::now();
-        let result = self.inner.put_checkpoint(bytes).await;
+        let result = self.inner.put_file(file, bytes).await;
         self.record("put_checkpoint", started, &result);
         result
     }

@@ -6,11 +6,15 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use manifest_codec::{DatasetName, Manifest};
+use manifest_codec::layout::{version_from_key, versions_prefix};
+use manifest_codec::{name_from_manifest_key, DatasetName, Record};
 
-use super::{ListedManifest, Listing, ManifestStore, StoreError, StoredManifest, WriteCondition};
+use super::{
+    CatalogFile, ListedManifest, Listing, ManifestStore, Slot, StoreError, StoredRecord,
+    WriteCondition,
+};
 
-/// A fault the next put suffers.
+/// A fault the next head put suffers (version puts take no faults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Fails before writing ([`StoreError::Unavailable`]).
@@ -24,16 +28,15 @@ pub enum Fault {
     PhantomWriter,
 }
 
-/// Manifests stored as encoded Parquet bytes, as storaged would hold them.
+/// Records stored as encoded Parquet bytes by object key, as storaged would hold them.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    objects: Mutex<HashMap<DatasetName, (Bytes, String)>>,
+    objects: Mutex<HashMap<String, (Bytes, String)>>,
     faults: Mutex<VecDeque<Fault>>,
     hanging: Mutex<HashSet<DatasetName>>,
     next_etag: AtomicU64,
     puts: AtomicU64,
     gets: AtomicU64,
-    checkpoint: Mutex<Option<Bytes>>,
 }
 
 impl MemoryStore {
@@ -58,21 +61,23 @@ impl MemoryStore {
             .insert(name.clone());
     }
 
-    /// Stores raw bytes as `name`'s manifest (to plant a corrupt one).
+    /// Stores raw bytes as `name`'s head (to plant a corrupt one).
     pub fn insert_raw(&self, name: &DatasetName, bytes: impl Into<Bytes>) {
         let etag = self.etag();
         self.objects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.clone(), (bytes.into(), etag));
+            .insert(Slot::Head.key(name).to_string(), (bytes.into(), etag));
     }
 
-    /// Number of stored manifest objects.
+    /// Number of stored heads.
     pub fn len(&self) -> usize {
         self.objects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .keys()
+            .filter(|k| name_from_manifest_key(k).is_some())
+            .count()
     }
 
     /// True when no manifest is stored.
@@ -87,10 +92,15 @@ impl MemoryStore {
 
     /// The stored checkpoint, if any.
     pub fn checkpoint(&self) -> Option<Bytes> {
-        self.checkpoint
+        self.bytes(CatalogFile::Checkpoint.key())
+    }
+
+    fn bytes(&self, key: &str) -> Option<Bytes> {
+        self.objects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .get(key)
+            .map(|(b, _)| b.clone())
     }
 
     /// Puts attempted so far.
@@ -102,10 +112,16 @@ impl MemoryStore {
         format!("\"{}\"", self.next_etag.fetch_add(1, Ordering::SeqCst))
     }
 
-    fn write(&self, manifest: &Manifest, condition: &WriteCondition) -> Result<String, StoreError> {
-        let bytes = manifest_codec::encode(manifest).map_err(StoreError::Encode)?;
+    fn write(
+        &self,
+        record: &Record,
+        slot: Slot,
+        condition: &WriteCondition,
+    ) -> Result<String, StoreError> {
+        let bytes = manifest_codec::encode_record(record).map_err(StoreError::Encode)?;
+        let key = slot.key(&record.manifest.name).to_string();
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = objects.get(&manifest.name).map(|(_, etag)| etag.as_str());
+        let current = objects.get(&key).map(|(_, etag)| etag.as_str());
         let holds = match (condition, current) {
             (WriteCondition::Absent, None) => true,
             (WriteCondition::Matches(want), Some(have)) => want == have,
@@ -115,36 +131,42 @@ impl MemoryStore {
             return Err(StoreError::PreconditionFailed);
         }
         let etag = self.etag();
-        objects.insert(manifest.name.clone(), (bytes, etag.clone()));
+        objects.insert(key, (bytes, etag.clone()));
         Ok(etag)
     }
 }
 
 #[async_trait(?Send)]
 impl ManifestStore for MemoryStore {
-    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError> {
+    async fn get(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+    ) -> Result<Option<StoredRecord>, StoreError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
+        let key = slot.key(name);
         let stored = self
             .objects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
+            .get(key.as_str())
             .cloned();
-        stored
-            .map(|(bytes, etag)| {
-                let manifest =
-                    manifest_codec::decode(&bytes).map_err(|source| StoreError::Corrupt {
-                        key: manifest_codec::manifest_key(name).to_string(),
-                        source,
-                    })?;
-                Ok(StoredManifest { manifest, etag })
-            })
-            .transpose()
+        let Some((bytes, etag)) = stored else {
+            return Ok(None);
+        };
+        let record =
+            manifest_codec::decode_record(&bytes).map_err(|source| StoreError::Corrupt {
+                key: key.to_string(),
+                source,
+            })?;
+        super::check_slot(&key, name, slot, &record)?;
+        Ok(Some(StoredRecord { record, etag }))
     }
 
     async fn put(
         &self,
-        manifest: &Manifest,
+        record: &Record,
+        slot: Slot,
         condition: WriteCondition,
     ) -> Result<String, StoreError> {
         self.puts.fetch_add(1, Ordering::SeqCst);
@@ -152,40 +174,66 @@ impl ManifestStore for MemoryStore {
             .hanging
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(&manifest.name);
+            .contains(&record.manifest.name);
         if hangs {
             std::future::pending::<()>().await;
         }
         // Yield so concurrent callers interleave as they would over a network.
         tokio::task::yield_now().await;
+        if slot != Slot::Head {
+            return self.write(record, slot, &condition);
+        }
         let fault = self
             .faults
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
         match fault {
-            None => self.write(manifest, &condition),
+            None => self.write(record, slot, &condition),
             Some(Fault::Fail) => Err(StoreError::Unavailable("injected failure".into())),
             Some(Fault::UnknownNotWritten) => Err(StoreError::Unknown("injected timeout".into())),
             Some(Fault::UnknownWritten) => {
-                self.write(manifest, &condition)?;
+                self.write(record, slot, &condition)?;
                 Err(StoreError::Unknown("injected lost response".into()))
             }
             Some(Fault::PhantomWriter) => {
-                let mut phantom = manifest.clone();
-                phantom.objects.clear();
+                let key = slot.key(&record.manifest.name).to_string();
+                let mut phantom = record.clone();
+                phantom.manifest.objects.clear();
+                phantom.changes.clear();
                 let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(current) = objects.get(&manifest.name).map(|(b, _)| b.clone()) {
+                if let Some(current) = objects.get(&key).map(|(b, _)| b.clone()) {
                     // The phantom advances the stored version by one.
-                    if let Ok(mut stored) = manifest_codec::decode(&current) {
-                        stored.version += 1;
+                    if let Ok(mut stored) = manifest_codec::decode_record(&current) {
+                        stored.manifest.version += 1;
+                        stored.changes.clear();
                         phantom = stored;
                     }
                 }
-                let bytes = manifest_codec::encode(&phantom).map_err(StoreError::Encode)?;
+                let bytes = manifest_codec::encode_record(&phantom).map_err(StoreError::Encode)?;
                 let etag = self.etag();
-                objects.insert(manifest.name.clone(), (bytes, etag));
+                objects.insert(key, (bytes, etag));
                 Err(StoreError::PreconditionFailed)
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+        etag: Option<&str>,
+    ) -> Result<(), StoreError> {
+        tokio::task::yield_now().await;
+        let key = slot.key(name).to_string();
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        match (objects.get(&key), etag) {
+            (Some((_, current)), Some(etag)) if current != etag => {
+                Err(StoreError::PreconditionFailed)
+            }
+            _ => {
+                objects.remove(&key);
+                Ok(())
             }
         }
     }
@@ -196,9 +244,11 @@ impl ManifestStore for MemoryStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|(name, (_, etag))| ListedManifest {
-                name: name.clone(),
-                etag: etag.clone(),
+            .filter_map(|(key, (_, etag))| {
+                name_from_manifest_key(key).map(|name| ListedManifest {
+                    name,
+                    etag: etag.clone(),
+                })
             })
             .collect();
         listed.sort_by(|a, b| a.name.cmp(&b.name));
@@ -208,33 +258,31 @@ impl ManifestStore for MemoryStore {
         })
     }
 
-    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        Ok(self
-            .checkpoint
+    async fn list_versions(&self, name: &DatasetName) -> Result<Vec<i64>, StoreError> {
+        let prefix = versions_prefix(name);
+        let mut versions: Vec<i64> = self
+            .objects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone())
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .filter_map(|k| version_from_key(name, k))
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
     }
 
-    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError> {
-        *self
-            .checkpoint
+    async fn get_file(&self, file: CatalogFile) -> Result<Option<Bytes>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        Ok(self.bytes(file.key()))
+    }
+
+    async fn put_file(&self, file: CatalogFile, bytes: Bytes) -> Result<(), StoreError> {
+        let etag = self.etag();
+        self.objects
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(bytes);
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(file.key().to_owned(), (bytes, etag));
         Ok(())
-    }
-
-    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError> {
-        tokio::task::yield_now().await;
-        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
-        match objects.get(name) {
-            Some((_, current)) if current == etag => {
-                objects.remove(name);
-                Ok(())
-            }
-            Some(_) => Err(StoreError::PreconditionFailed),
-            None => Ok(()),
-        }
     }
 }

@@ -4,7 +4,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use manifest_codec::{DatasetName, Manifest};
+use manifest_codec::layout::{CHANGES_CHECKPOINT_KEY, CHECKPOINT_KEY};
+use manifest_codec::{DatasetName, ObjectKey, Record};
 
 mod http;
 mod instrumented;
@@ -18,13 +19,53 @@ pub use instrumented::Instrumented;
 #[cfg(test)]
 pub use memory::{Fault, MemoryStore};
 
-/// A manifest as stored, with the entity tag that conditional writes refer to.
+/// A record as stored, with the entity tag that conditional writes refer to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredManifest {
-    /// The decoded manifest.
-    pub manifest: Manifest,
-    /// The store's entity tag of that version.
+pub struct StoredRecord {
+    /// The decoded record.
+    pub record: Record,
+    /// The store's entity tag of that object.
     pub etag: String,
+}
+
+/// Which record of a dataset: its head, or one of its kept versions
+/// (docs/contracts.md, "History").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// `_catalog/manifests/<name>.parquet`: the current state, which rehydration reads.
+    Head,
+    /// `_catalog/versions/<name>/<version>.parquet`: an earlier version, never rewritten
+    /// once a newer one is registered.
+    Version(i64),
+}
+
+impl Slot {
+    /// The object key of this slot of `name`.
+    pub fn key(self, name: &DatasetName) -> ObjectKey {
+        match self {
+            Self::Head => manifest_codec::manifest_key(name),
+            Self::Version(v) => manifest_codec::layout::version_key(name, v),
+        }
+    }
+}
+
+/// The catalog's own files beside the records: caches, never the truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogFile {
+    /// Every head record with its entity tag.
+    Checkpoint,
+    /// The change feed up to the checkpoint.
+    Changes,
+}
+
+impl CatalogFile {
+    /// The object key of the file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Checkpoint => CHECKPOINT_KEY,
+            Self::Changes => CHANGES_CHECKPOINT_KEY,
+        }
+    }
 }
 
 /// What a write requires of the current state, checked atomically by the store.
@@ -50,8 +91,8 @@ pub enum StoreError {
     /// or may not have happened.
     #[error("storage outcome unknown: {0}")]
     Unknown(String),
-    /// A stored manifest belongs to another name than its key says.
-    #[error("manifest {key} holds the dataset {found:?}, not the one its key names")]
+    /// A stored record belongs to another name or version than its key says.
+    #[error("manifest {key} holds {found}, not the dataset version its key names")]
     NameMismatch { key: String, found: String },
     /// The manifest could not be encoded, so nothing was sent (a bug, not storaged's
     /// fault).
@@ -92,33 +133,68 @@ impl StoreError {
     }
 }
 
-/// Persists manifests, one per dataset name.
+/// Persists records: one head per dataset name, plus its kept versions.
 #[async_trait(?Send)]
 pub trait ManifestStore: fmt::Debug {
-    /// The stored manifest of `name`, if any.
-    async fn get(&self, name: &DatasetName) -> Result<Option<StoredManifest>, StoreError>;
+    /// The stored record in `slot` of `name`, if any.
+    async fn get(&self, name: &DatasetName, slot: Slot)
+        -> Result<Option<StoredRecord>, StoreError>;
 
-    /// Writes `manifest` if `condition` holds; returns the new entity tag. Atomic: on
-    /// [`StoreError::PreconditionFailed`] nothing changed.
+    /// Writes `record` into `slot` of its dataset if `condition` holds; returns the new
+    /// entity tag. Atomic: on [`StoreError::PreconditionFailed`] nothing changed. A
+    /// [`Slot::Version`] must name the record's own version.
     async fn put(
         &self,
-        manifest: &Manifest,
+        record: &Record,
+        slot: Slot,
         condition: WriteCondition,
     ) -> Result<String, StoreError>;
 
-    /// Removes the manifest of `name` if it is still version `etag`.
-    async fn delete(&self, name: &DatasetName, etag: &str) -> Result<(), StoreError>;
+    /// Removes `slot` of `name`: only if it is still `etag` when one is given. Removing
+    /// what is not there succeeds.
+    async fn delete(
+        &self,
+        name: &DatasetName,
+        slot: Slot,
+        etag: Option<&str>,
+    ) -> Result<(), StoreError>;
 
-    /// Every stored manifest's name and entity tag, walking every page of the listing.
+    /// Every stored head's name and entity tag, walking every page of the listing.
     /// Keys under the manifest prefix that are not `<valid name>.parquet` are not
     /// manifests: they come back apart, in `foreign`.
     async fn list(&self) -> Result<Listing, StoreError>;
 
-    /// The stored checkpoint file, if any (see [`manifest_codec::decode_checkpoint`]).
-    async fn get_checkpoint(&self) -> Result<Option<Bytes>, StoreError>;
+    /// The kept versions of `name`, oldest first, walking every page.
+    async fn list_versions(&self, name: &DatasetName) -> Result<Vec<i64>, StoreError>;
 
-    /// Replaces the checkpoint file (unconditionally: any checkpoint is only a cache).
-    async fn put_checkpoint(&self, bytes: Bytes) -> Result<(), StoreError>;
+    /// The stored `file`, if any.
+    async fn get_file(&self, file: CatalogFile) -> Result<Option<Bytes>, StoreError>;
+
+    /// Replaces `file` (unconditionally: it is only a cache).
+    async fn put_file(&self, file: CatalogFile, bytes: Bytes) -> Result<(), StoreError>;
+}
+
+/// Checks that the record read from `key` is the dataset version the key names.
+pub(crate) fn check_slot(
+    key: &ObjectKey,
+    name: &DatasetName,
+    slot: Slot,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let manifest = &record.manifest;
+    let fits = manifest.name == *name
+        && match slot {
+            Slot::Head => true,
+            Slot::Version(v) => manifest.version == v,
+        };
+    if fits {
+        Ok(())
+    } else {
+        Err(StoreError::NameMismatch {
+            key: key.to_string(),
+            found: format!("{} version {}", manifest.name, manifest.version),
+        })
+    }
 }
 
 /// What the manifest prefix holds.
@@ -136,6 +212,6 @@ pub struct Listing {
 pub struct ListedManifest {
     /// The dataset the key names.
     pub name: DatasetName,
-    /// The object's entity tag, in the form [`StoredManifest::etag`] has.
+    /// The object's entity tag, in the form [`StoredRecord::etag`] has.
     pub etag: String,
 }

@@ -6,11 +6,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{HttpManifestStore, ManifestStore, MemoryStore, StoreError, WriteCondition};
+use super::{
+    CatalogFile, HttpManifestStore, ManifestStore, MemoryStore, Slot, StoreError, WriteCondition,
+};
 use crate::catalog::{Catalog, CatalogError, RegisterRequest, Registered, SystemClock};
 use manifest_codec::layout::{MANIFEST_PREFIX, MANIFEST_SUFFIX};
 use manifest_codec::{
-    dataset_id, manifest_key, DatasetName, Manifest, SchemaFingerprint, Timestamp,
+    dataset_id, manifest_key, DatasetName, Manifest, Record, SchemaFingerprint, Timestamp,
 };
 
 fn name(n: &str) -> DatasetName {
@@ -31,61 +33,107 @@ fn manifest(n: &str, version: i64) -> Manifest {
     }
 }
 
+fn live(n: &str, version: i64) -> Record {
+    Record::live(manifest(n, version))
+}
+
 async fn conformance(store: &dyn ManifestStore) {
-    assert!(store.get(&name("conf.a")).await.unwrap().is_none());
+    let a = name("conf.a");
+    assert!(store.get(&a, Slot::Head).await.unwrap().is_none());
     let e1 = store
-        .put(&manifest("conf.a", 1), WriteCondition::Absent)
+        .put(&live("conf.a", 1), Slot::Head, WriteCondition::Absent)
         .await
         .unwrap();
     let err = store
-        .put(&manifest("conf.a", 1), WriteCondition::Absent)
+        .put(&live("conf.a", 1), Slot::Head, WriteCondition::Absent)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::PreconditionFailed), "{err:?}");
-    let stored = store.get(&name("conf.a")).await.unwrap().unwrap();
-    assert_eq!(stored.manifest, manifest("conf.a", 1));
+    let stored = store.get(&a, Slot::Head).await.unwrap().unwrap();
+    assert_eq!(stored.record, live("conf.a", 1));
     assert_eq!(stored.etag, e1);
     let e2 = store
-        .put(&manifest("conf.a", 2), WriteCondition::Matches(e1.clone()))
+        .put(
+            &live("conf.a", 2),
+            Slot::Head,
+            WriteCondition::Matches(e1.clone()),
+        )
         .await
         .unwrap();
     assert_ne!(e1, e2);
-    // The listing carries each manifest's entity tag, in the form `get` and `put` give.
+    // The listing carries each head's entity tag, in the form `get` and `put` give.
     let listed = store.list().await.unwrap().manifests;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].name.as_str(), listed[0].etag.as_str()),
         ("conf.a", e2.as_str())
     );
-    // The checkpoint: absent, then whatever was last put.
-    assert!(store.get_checkpoint().await.unwrap().is_none());
-    store.put_checkpoint("one".into()).await.unwrap();
-    store.put_checkpoint("two".into()).await.unwrap();
-    assert_eq!(store.get_checkpoint().await.unwrap().unwrap(), "two");
+    // Versions: create-only, listed in version order, never in the heads' listing.
+    for v in [1, 10, 2] {
+        store
+            .put(&live("conf.a", v), Slot::Version(v), WriteCondition::Absent)
+            .await
+            .unwrap();
+    }
+    let err = store
+        .put(&live("conf.a", 2), Slot::Version(2), WriteCondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::PreconditionFailed), "{err:?}");
+    assert_eq!(store.list_versions(&a).await.unwrap(), [1, 2, 10]);
+    assert!(store.list_versions(&name("conf")).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .get(&a, Slot::Version(10))
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .manifest
+            .version,
+        10
+    );
+    assert!(store.get(&a, Slot::Version(3)).await.unwrap().is_none());
+    store.delete(&a, Slot::Version(10), None).await.unwrap();
+    store.delete(&a, Slot::Version(10), None).await.unwrap();
+    assert_eq!(store.list_versions(&a).await.unwrap(), [1, 2]);
+    assert_eq!(store.list().await.unwrap().manifests.len(), 1);
+    // The files: absent, then whatever was last put.
+    for file in [CatalogFile::Checkpoint, CatalogFile::Changes] {
+        assert!(store.get_file(file).await.unwrap().is_none());
+        store.put_file(file, "one".into()).await.unwrap();
+        store.put_file(file, "two".into()).await.unwrap();
+        assert_eq!(store.get_file(file).await.unwrap().unwrap(), "two");
+    }
     assert_eq!(
         store.list().await.unwrap().manifests.len(),
         1,
         "the checkpoint is not a manifest"
     );
     let err = store
-        .put(&manifest("conf.a", 3), WriteCondition::Matches(e1.clone()))
+        .put(
+            &live("conf.a", 3),
+            Slot::Head,
+            WriteCondition::Matches(e1.clone()),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::PreconditionFailed));
     assert_eq!(
         store
-            .get(&name("conf.a"))
+            .get(&a, Slot::Head)
             .await
             .unwrap()
             .unwrap()
+            .record
             .manifest
             .version,
         2
     );
-    let err = store.delete(&name("conf.a"), &e1).await.unwrap_err();
+    let err = store.delete(&a, Slot::Head, Some(&e1)).await.unwrap_err();
     assert!(matches!(err, StoreError::PreconditionFailed));
-    store.delete(&name("conf.a"), &e2).await.unwrap();
-    assert!(store.get(&name("conf.a")).await.unwrap().is_none());
+    store.delete(&a, Slot::Head, Some(&e2)).await.unwrap();
+    assert!(store.get(&a, Slot::Head).await.unwrap().is_none());
 }
 
 async fn storaged() -> (u16, actix_web::dev::ServerHandle, tempfile::TempDir) {
@@ -137,7 +185,10 @@ async fn a_corrupt_manifest_is_reported_with_its_key() {
         .await
         .unwrap();
     let _ = res.body().await;
-    let err = http_store(port).get(&name("bad")).await.unwrap_err();
+    let err = http_store(port)
+        .get(&name("bad"), Slot::Head)
+        .await
+        .unwrap_err();
     match err {
         StoreError::Corrupt { key: got, .. } => assert_eq!(got, key.as_str()),
         other => panic!("{other:?}"),
@@ -158,6 +209,7 @@ fn request(n: &str, fp: &str) -> RegisterRequest {
         schema_fingerprint: SchemaFingerprint::parse(fp).unwrap(),
         objects: vec![],
         row_count: Some(1),
+        idempotency: None,
     }
 }
 
@@ -234,7 +286,7 @@ async fn keys_under_the_manifest_prefix_that_are_not_manifests_are_skipped() {
     let (port, _handle, _dir) = storaged().await;
     let store = http_store(port);
     store
-        .put(&manifest("real", 1), WriteCondition::Absent)
+        .put(&live("real", 1), Slot::Head, WriteCondition::Absent)
         .await
         .unwrap();
     let foreign = [

@@ -72,7 +72,7 @@ async fn create_update_conflict() {
         stored_before
     );
 
-    // However many registers, one manifest object and one id.
+    // However many registers, one head, one id, and every earlier version kept once.
     for _ in 0..5 {
         assert_eq!(
             api.register_ok(&body("orders", "fp-1", 2))
@@ -82,10 +82,9 @@ async fn create_update_conflict() {
             200
         );
     }
-    assert_eq!(
-        catalog_keys(&stack.storaged).await,
-        vec![manifest_key_of("orders")]
-    );
+    let mut expected = vec![manifest_key_of("orders")];
+    expected.extend((1..7).map(|v| format!("_catalog/versions/orders/{v:020}.parquet")));
+    assert_eq!(catalog_keys(&stack.storaged).await, expected);
     assert_eq!(api.get_ok("/v1/datasets/orders").await.json()["version"], 7);
 }
 
