@@ -650,7 +650,10 @@ async fn retention_purges_expires_and_forgets_in_its_own_time() {
     let first = catalog.maintain(&retention).await.unwrap();
     assert_eq!((first.expired, first.purged), (2, 0));
     assert_eq!(store.list_versions(&name("kept")).await.unwrap(), [3]);
-    assert_eq!(catalog.maintain(&retention).await.unwrap(), Maintained::default());
+    assert_eq!(
+        catalog.maintain(&retention).await.unwrap(),
+        Maintained::default()
+    );
 
     // A day later the deleted dataset is purged; two days later its purge record goes and
     // the feed forgets what came before.
@@ -660,7 +663,10 @@ async fn retention_purges_expires_and_forgets_in_its_own_time() {
         catalog.undrop(&name("gone")).await,
         Err(CatalogError::NotFound { .. })
     ));
-    let feed = catalog.changes_after(None, 100, Duration::ZERO).await.unwrap();
+    let feed = catalog
+        .changes_after(None, 100, Duration::ZERO)
+        .await
+        .unwrap();
     let oldest = feed.changes[0].seq;
     clock.0.fetch_add(49 * hour, Ordering::SeqCst);
     let last = catalog.maintain(&retention).await.unwrap();

@@ -2,6 +2,7 @@
 //! real binaries live in `faults/tests/`.
 
 mod helpers;
+mod history;
 mod lookups;
 mod openapi;
 mod register;
