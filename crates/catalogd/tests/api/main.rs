@@ -7,3 +7,4 @@ mod lookups;
 mod openapi;
 mod register;
 mod restart;
+mod upgrade;
