@@ -9,15 +9,6 @@ use crate::helpers::{
     body, catalogd_settings, spawn_stack, spawn_storaged, start_catalogd, wait_ready, Api,
 };
 
-fn keys(manifest: &Value) -> Vec<String> {
-    manifest["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["key"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[actix_web::test]
 async fn versions_are_kept_listed_and_read_as_they_were() {
     let stack = spawn_stack().await;
