@@ -251,6 +251,16 @@ async fn rebuild_index(
         let started = Instant::now();
         match catalog.rehydrate().await {
             Ok(loaded) => {
+                if !loaded.checkpoint_found && !checkpoint_interval.is_zero() {
+                    // The change feed is durable from the first checkpoint on: write it
+                    // before the first change can be acknowledged.
+                    if let Err(e) = catalog.write_checkpoint().await {
+                        tracing::warn!(error = %service_kit::ErrorChain(&e), retry_in = ?delay, "cannot write the first checkpoint yet; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(MAX_RETRY_DELAY);
+                        continue;
+                    }
+                }
                 let seconds = started.elapsed().as_secs_f64();
                 let metrics = &service.metrics;
                 metrics.rehydration_seconds.set(seconds);

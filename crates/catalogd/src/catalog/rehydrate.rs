@@ -24,6 +24,9 @@ pub struct Rehydrated {
     pub fetched: usize,
     /// Keys under the manifest prefix that are not manifests, skipped (each logged).
     pub foreign_keys: usize,
+    /// Whether a readable checkpoint was found (without one, the change feed starts after
+    /// the newest change the heads hold, and a checkpoint should be written before serving).
+    pub checkpoint_found: bool,
 }
 
 impl Catalog {
@@ -45,6 +48,7 @@ impl Catalog {
             tracing::warn!(key = %key, "skipping a key under the manifest prefix that is not <name>.parquet");
         }
         let checkpoint = self.read_checkpoint().await?;
+        let checkpoint_found = checkpoint.is_some();
         let feed_file = match checkpoint {
             Some(_) => self.read_changes().await?,
             None => None,
@@ -96,6 +100,7 @@ impl Catalog {
             datasets,
             fetched,
             foreign_keys: listing.foreign.len(),
+            checkpoint_found,
         })
     }
 
