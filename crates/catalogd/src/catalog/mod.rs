@@ -21,6 +21,8 @@ mod request;
 mod retention;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod tests;
