@@ -187,9 +187,17 @@ pub(crate) async fn changes(
 ) -> Result<HttpResponse, Error> {
     state.ensure_ready()?;
     let query: ChangesQuery = query(&req)?;
+    // Sequence numbers are int64 on the wire and in storage.
     let number = |field: &str, raw: &str| {
-        raw.parse::<u64>()
-            .map_err(|_| Error::InvalidRequest(format!("{field} {raw:?} is not a whole number")))
+        raw.parse::<i64>()
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "{field} {raw:?} is not a whole number from 0 to {}",
+                    i64::MAX
+                ))
+            })
     };
     let after = query
         .after
