@@ -86,6 +86,17 @@ impl FeedChange {
     }
 }
 
+/// What the feed knows of an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum KeyState {
+    /// A register with this key committed.
+    Committed(FeedChange),
+    /// A register with this key (and this body hash) has an unknown outcome.
+    Unresolved { request_sha256: String },
+    /// Not remembered.
+    Unknown,
+}
+
 /// One page of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedPage {
@@ -114,11 +125,18 @@ struct State {
     horizon: u64,
     /// Idempotency keys of committed registers, to their change's number.
     keys: HashMap<String, u64>,
+    /// Idempotency keys (and body hashes) of pending registers, by number.
+    pending_keys: HashMap<u64, (String, String)>,
 }
 
 impl State {
     fn visible_below(&self) -> u64 {
         self.pending.keys().next().copied().unwrap_or(u64::MAX)
+    }
+
+    fn unpend(&mut self, seq: u64) -> bool {
+        self.pending_keys.remove(&seq);
+        self.pending.remove(&seq).is_some()
     }
 
     fn commit(&mut self, change: FeedChange) {
@@ -152,9 +170,16 @@ impl Feed {
         seq
     }
 
+    /// Notes that pending `seq` is a register with this idempotency key and body hash.
+    pub(super) fn tag(&self, seq: u64, key: &str, request_sha256: &str) {
+        self.lock()
+            .pending_keys
+            .insert(seq, (key.to_owned(), request_sha256.to_owned()));
+    }
+
     /// The write of `seq` certainly did not happen.
     pub(super) fn release(&self, seq: u64) {
-        let moved = self.lock().pending.remove(&seq).is_some();
+        let moved = self.lock().unpend(seq);
         if moved {
             self.changed.notify_waiters();
         }
@@ -174,7 +199,7 @@ impl Feed {
             return;
         }
         for seq in mine {
-            state.pending.remove(&seq);
+            state.unpend(seq);
             let found = head.and_then(|(m, changes)| {
                 changes
                     .iter()
@@ -194,11 +219,18 @@ impl Feed {
         self.lock().pending.values().any(|n| n == name)
     }
 
-    /// The committed register that carried idempotency key `key`, if remembered.
-    pub(super) fn by_key(&self, key: &str) -> Option<FeedChange> {
+    /// What the feed knows of idempotency key `key`.
+    pub(super) fn by_key(&self, key: &str) -> KeyState {
         let state = self.lock();
-        let seq = state.keys.get(key)?;
-        state.committed.get(seq).cloned()
+        if let Some(change) = state.keys.get(key).and_then(|seq| state.committed.get(seq)) {
+            return KeyState::Committed(change.clone());
+        }
+        match state.pending_keys.values().find(|(k, _)| k == key) {
+            Some((_, sha)) => KeyState::Unresolved {
+                request_sha256: sha.clone(),
+            },
+            None => KeyState::Unknown,
+        }
     }
 
     /// Up to `limit` visible changes after `after` (from the oldest held when `None`).
@@ -389,11 +421,11 @@ mod tests {
             existing: false,
         });
         feed.restore([FeedChange::of(&a, &c)], 3);
-        assert!(feed.by_key("k").is_some());
+        assert!(matches!(feed.by_key("k"), KeyState::Committed(_)));
         assert_eq!(feed.page(Some(2), 10), Err(Expired { horizon: 3 }));
         assert_eq!(feed.page(Some(3), 10).unwrap().changes.len(), 1);
         assert_eq!(feed.forget_before(Timestamp::from_micros(6).unwrap()), 1);
-        assert!(feed.by_key("k").is_none());
+        assert_eq!(feed.by_key("k"), KeyState::Unknown);
         assert_eq!(feed.page(Some(3), 10), Err(Expired { horizon: 7 }));
         assert!(feed.page(None, 10).unwrap().changes.is_empty());
     }

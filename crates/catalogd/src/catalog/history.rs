@@ -10,10 +10,11 @@ use futures_util::{StreamExt, TryStreamExt};
 use manifest_codec::{ChangeKind, DatasetName, Manifest, Record, SchemaFingerprint, Timestamp};
 use serde::Serialize;
 
+use super::feed::KeyState;
 use super::index::Entry;
 use super::register::not_found;
 use super::{Catalog, CatalogError, RegisterRequest, Registered};
-use crate::store::Slot;
+use crate::store::{Slot, StoreError};
 
 /// Version records read at once for a listing.
 const VERSION_READS: usize = 16;
@@ -207,8 +208,21 @@ impl Catalog {
         let Some(idempotency) = &request.idempotency else {
             return Ok(None);
         };
-        let Some(prior) = self.core.feed.by_key(&idempotency.key) else {
-            return Ok(None);
+        let prior = match self.core.feed.by_key(&idempotency.key) {
+            KeyState::Committed(prior) => prior,
+            KeyState::Unknown => return Ok(None),
+            // An earlier register with this key has an unknown outcome; its name is
+            // another one (this name was re-read before), so the body differs.
+            KeyState::Unresolved { request_sha256 } => {
+                if request_sha256 == idempotency.request_sha256 {
+                    return Err(Self::storage(StoreError::Unknown(
+                        "an earlier register with this idempotency key is unresolved".into(),
+                    )));
+                }
+                return Err(CatalogError::IdempotencyKeyReused {
+                    key: idempotency.key.clone(),
+                });
+            }
         };
         let tag = prior.request.as_ref().expect("keys index tagged changes");
         if tag.request_sha256 != idempotency.request_sha256 {

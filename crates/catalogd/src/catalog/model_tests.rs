@@ -13,7 +13,7 @@ use manifest_codec::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use super::{Catalog, CatalogError, CatalogState, RegisterRequest, SystemClock};
+use super::{Catalog, CatalogError, CatalogState, Idempotency, RegisterRequest, SystemClock};
 use crate::store::{
     CatalogFile, Fault, Listing, ManifestStore, MemoryStore, Slot, StoreError, StoredRecord,
     WriteCondition,
@@ -29,8 +29,11 @@ enum Op {
         fingerprint: usize,
         tag: u8,
         fault: Option<Fault>,
+        /// An idempotency key (`k0`..`k2`), reused across registers on purpose.
+        key: Option<u8>,
     },
     Delete(usize),
+    Expire(usize, i64),
     Undrop(usize),
     Purge(usize),
     Checkpoint,
@@ -48,9 +51,21 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Some(Fault::PhantomWriter)),
     ];
     prop_oneof![
-        6 => (0..NAMES.len(), 0..FINGERPRINTS.len(), any::<u8>(), fault).prop_map(
-            |(name, fingerprint, tag, fault)| Op::Register { name, fingerprint, tag, fault }
-        ),
+        6 => (
+            0..NAMES.len(),
+            0..FINGERPRINTS.len(),
+            0..4_u8,
+            fault,
+            proptest::option::weighted(0.3, 0..3_u8)
+        )
+            .prop_map(|(name, fingerprint, tag, fault, key)| Op::Register {
+                name,
+                fingerprint,
+                tag,
+                fault,
+                key
+            }),
+        1 => (0..NAMES.len(), 1..6_i64).prop_map(|(name, before)| Op::Expire(name, before)),
         1 => (0..NAMES.len()).prop_map(Op::Delete),
         1 => (0..NAMES.len()).prop_map(Op::Undrop),
         1 => (0..NAMES.len()).prop_map(Op::Purge),
@@ -66,6 +81,15 @@ struct Truth {
     fingerprint: String,
     version: i64,
     objects: Vec<ObjectRef>,
+}
+
+/// A register that committed with an idempotency key: what a retry must be told.
+#[derive(Debug, Clone)]
+struct Keyed {
+    name: usize,
+    body: String,
+    version: i64,
+    existing: bool,
 }
 
 /// The model of one name: its head (if any), whether readers see it, its versions.
@@ -105,17 +129,112 @@ fn check(
         // Acknowledged changes, to find in the feed exactly once.
         let mut acked: Vec<(usize, ChangeKind, i64)> = Vec::new();
         let mut checkpointed = false;
+        let mut keys: HashMap<u8, Keyed> = HashMap::new();
+        // Keys of registers whose outcome is unknown and did not land, until their name
+        // is re-read: reusing one with another body is refused meanwhile.
+        let mut unresolved: HashMap<u8, (usize, String)> = HashMap::new();
         let dataset = |i: usize| DatasetName::parse(NAMES[i]).unwrap();
         for op in ops {
+            // Every operation on a name re-reads it first when its last write's outcome was
+            // unknown, which resolves the keys that write carried.
+            let touched = match op {
+                Op::Register { name, .. }
+                | Op::Delete(name)
+                | Op::Undrop(name)
+                | Op::Purge(name) => Some(*name),
+                Op::Expire(name, _) if !pending.contains(name) => Some(*name),
+                _ => None,
+            };
+            if let Some(name) = touched {
+                unresolved.retain(|_, (n, _)| *n != name);
+            }
+            if matches!(op, Op::Restart) {
+                unresolved.clear();
+            }
             match op.clone() {
                 Op::Register {
                     name,
                     fingerprint,
                     tag,
+                    key,
+                    ..
+                } if key.is_some_and(|k| {
+                    keys.contains_key(&k)
+                        || unresolved
+                            .get(&k)
+                            .is_some_and(|(n, _)| *n != name && pending.contains(n))
+                }) =>
+                {
+                    // A remembered key: the first answer again, or a refusal; no write.
+                    let fp = FINGERPRINTS[fingerprint];
+                    let body = format!("{name}/{fp}/{tag}");
+                    let k = key.unwrap_or_default();
+                    let prior = match keys.get(&k) {
+                        Some(prior) => prior.clone(),
+                        None => Keyed {
+                            name: unresolved[&k].0,
+                            body: unresolved[&k].1.clone(),
+                            version: 0,
+                            existing: false,
+                        },
+                    };
+                    let result = catalog
+                        .register(RegisterRequest {
+                            name: dataset(name),
+                            schema_fingerprint: SchemaFingerprint::parse(fp).unwrap(),
+                            objects: objects(tag),
+                            row_count: None,
+                            idempotency: Some(
+                                Idempotency::new(&format!("k{k}"), body.as_bytes()).unwrap(),
+                            ),
+                        })
+                        .await;
+                    let kept = model
+                        .get(&prior.name)
+                        .is_some_and(|m| !m.purged && m.versions.contains_key(&prior.version));
+                    if prior.body != body {
+                        prop_assert!(
+                            matches!(result, Err(CatalogError::IdempotencyKeyReused { .. })),
+                            "{result:?}"
+                        );
+                    } else if kept {
+                        let r = result.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                        prop_assert!(r.replayed);
+                        prop_assert_eq!(r.manifest.version, prior.version);
+                        prop_assert_eq!(r.existing, prior.existing);
+                    } else {
+                        prop_assert!(
+                            matches!(result, Err(CatalogError::ReplayGone { .. })),
+                            "{result:?}"
+                        );
+                    }
+                    pending.remove(&name);
+                }
+                Op::Register {
+                    name,
+                    fingerprint,
+                    tag,
                     fault,
+                    key,
                 } => {
                     let m = model.entry(name).or_default();
                     let fp = FINGERPRINTS[fingerprint];
+                    let body = format!("{name}/{fp}/{tag}");
+                    let idempotency =
+                        key.map(|k| Idempotency::new(&format!("k{k}"), body.as_bytes()).unwrap());
+                    let mut remember = |version: i64, existing: bool| {
+                        if let Some(k) = key {
+                            keys.insert(
+                                k,
+                                Keyed {
+                                    name,
+                                    body: body.clone(),
+                                    version,
+                                    existing,
+                                },
+                            );
+                        }
+                    };
                     let conflict = m.live && m.head.as_ref().is_some_and(|t| t.fingerprint != fp);
                     // A phantom writer only ever advances a live head.
                     let phantom_off = matches!(fault, Some(Fault::PhantomWriter)) && !m.live;
@@ -129,7 +248,7 @@ fn check(
                             schema_fingerprint: SchemaFingerprint::parse(fp).unwrap(),
                             objects: objects(tag),
                             row_count: None,
-                            idempotency: None,
+                            idempotency: idempotency.clone(),
                         })
                         .await;
                     let before = if m.purged {
@@ -165,11 +284,14 @@ fn check(
                                 matches!(result, Err(CatalogError::FingerprintConflict { .. })),
                                 "{result:?}"
                             );
+                            // The name was re-read before the check.
+                            pending.remove(&name);
                         }
                         (false, None) => {
                             let r = result.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                             prop_assert_eq!(r.existing, existing);
                             prop_assert_eq!(r.manifest.version, next.version);
+                            remember(next.version, existing);
                             acked.push((name, ChangeKind::Registered, next.version));
                             land(m, next);
                             pending.remove(&name);
@@ -179,12 +301,17 @@ fn check(
                                 matches!(result, Err(CatalogError::Storage(_))),
                                 "{result:?}"
                             );
+                            // Re-read before the write, which certainly failed.
+                            pending.remove(&name);
                         }
                         (false, Some(Fault::UnknownNotWritten)) => {
                             prop_assert!(
                                 matches!(result, Err(CatalogError::Storage(_))),
                                 "{result:?}"
                             );
+                            if let Some(k) = key {
+                                unresolved.insert(k, (name, body.clone()));
+                            }
                             pending.insert(name);
                         }
                         (false, Some(Fault::UnknownWritten)) => {
@@ -192,6 +319,7 @@ fn check(
                                 matches!(result, Err(CatalogError::Storage(_))),
                                 "{result:?}"
                             );
+                            remember(next.version, existing);
                             land(m, next);
                             pending.insert(name);
                         }
@@ -207,6 +335,7 @@ fn check(
                             land(m, phantom);
                             let version = r.manifest.version;
                             prop_assert_eq!(version, before + 2);
+                            remember(version, true);
                             acked.push((name, ChangeKind::Registered, version));
                             land(m, Truth { version, ..next });
                             pending.remove(&name);
@@ -229,6 +358,31 @@ fn check(
                     }
                     pending.remove(&name);
                 }
+                Op::Expire(name, before) if !pending.contains(&name) => {
+                    let m = model.entry(name).or_default();
+                    let result = catalog.expire(&dataset(name), before).await;
+                    match (&m.head, m.purged) {
+                        (Some(t), false) => {
+                            let limit = before.min(t.version);
+                            let doomed: Vec<i64> =
+                                m.versions.keys().filter(|v| **v < limit).copied().collect();
+                            let n = result.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                            prop_assert_eq!(n, doomed.len());
+                            if let Some(newest) = doomed.iter().max() {
+                                acked.push((name, ChangeKind::Expired, *newest));
+                                checkpointed = true;
+                            }
+                            for v in doomed {
+                                m.versions.remove(&v);
+                            }
+                        }
+                        _ => prop_assert!(
+                            matches!(result, Err(CatalogError::NotFound { .. })),
+                            "{result:?}"
+                        ),
+                    }
+                }
+                Op::Expire(..) => {}
                 Op::Undrop(name) => {
                     let m = model.entry(name).or_default();
                     let result = catalog.undrop(&dataset(name)).await;
@@ -256,6 +410,7 @@ fn check(
                     match (&m.head, m.purged) {
                         (Some(t), false) => {
                             prop_assert!(result.is_ok(), "{result:?}");
+                            checkpointed = true;
                             acked.push((name, ChangeKind::Purged, t.version));
                             m.purged = true;
                             m.live = false;
@@ -285,8 +440,10 @@ fn check(
                         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                     pending.clear();
                     if !checkpointed {
-                        // Without a checkpoint the feed restarts after the newest change.
+                        // Without a checkpoint the feed (and the keys in it) restarts after
+                        // the newest change.
                         acked.clear();
+                        keys.clear();
                     }
                 }
             }

@@ -77,6 +77,9 @@ impl Catalog {
             }
             let now = plan.manifest.updated_at;
             let seq = self.core.feed.allocate(&name, now);
+            if let Some(i) = &request.idempotency {
+                self.core.feed.tag(seq, &i.key, &i.request_sha256);
+            }
             let version = plan.manifest.version;
             let record = Record {
                 manifest: plan.manifest,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use futures_util::{StreamExt, TryStreamExt};
-use manifest_codec::{CheckpointEntry, DatasetName, FeedEntry};
+use manifest_codec::{CheckpointEntry, DatasetName, DatasetState, FeedEntry};
 
 use super::feed::{Feed, FeedChange};
 use super::index::{Entry, Index};
@@ -61,7 +61,11 @@ impl Catalog {
                 Some(c) if c.etag == item.etag && c.record.manifest.name == item.name => {
                     entries.push((item.name, Entry::new(c.record, c.etag)));
                 }
-                Some(c) => missing.push((item.name, Some(c.record.manifest.version))),
+                // After a purge the name's versions start again at 1.
+                Some(c) => {
+                    let purged = matches!(c.record.state, DatasetState::Purged { .. });
+                    missing.push((item.name, (!purged).then_some(c.record.manifest.version)));
+                }
                 None => missing.push((item.name, None)),
             }
         }
