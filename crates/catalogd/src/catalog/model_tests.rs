@@ -382,7 +382,6 @@ fn check(
                         ),
                     }
                 }
-                Op::Expire(..) => {}
                 Op::Undrop(name) => {
                     let m = model.entry(name).or_default();
                     let result = catalog.undrop(&dataset(name)).await;
@@ -431,7 +430,8 @@ fn check(
                         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                     checkpointed = true;
                 }
-                Op::Observe => {}
+                // An expiry of a name whose memory may lag is left out.
+                Op::Observe | Op::Expire(..) => {}
                 Op::Restart => {
                     catalog = build(store.clone());
                     catalog
