@@ -1,11 +1,12 @@
-//! Encode and decode throughput for manifests of 10, 1,000 and 100,000 objects.
+//! Encode and decode throughput for manifests of 10, 1,000 and 100,000 objects, alone
+//! (format 1, what readers get) and as stored records (format 2, with one change).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use manifest_codec::{
-    dataset_id, decode, encode, DatasetName, Manifest, ObjectKey, ObjectRef, ObjectSize,
-    SchemaFingerprint, Timestamp,
+    dataset_id, decode, decode_record, encode, encode_record, Change, ChangeKind, DatasetName,
+    Manifest, ObjectKey, ObjectRef, ObjectSize, Record, SchemaFingerprint, Timestamp,
 };
 
 fn manifest(objects: usize) -> Manifest {
@@ -48,6 +49,23 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("roundtrip", n), &m, |b, m| {
             b.iter(|| decode(&encode(black_box(m)).unwrap()).unwrap());
+        });
+        let record = Record {
+            changes: vec![Change {
+                seq: 1_714_564_900_000_000,
+                kind: ChangeKind::Registered,
+                version: m.version,
+                at: m.updated_at,
+                request: None,
+            }],
+            ..Record::live(m.clone())
+        };
+        let stored = encode_record(&record).unwrap();
+        group.bench_with_input(BenchmarkId::new("encode_record", n), &record, |b, r| {
+            b.iter(|| encode_record(black_box(r)).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("decode_record", n), &stored, |b, bytes| {
+            b.iter(|| decode_record(black_box(bytes)).unwrap());
         });
     }
     group.finish();
