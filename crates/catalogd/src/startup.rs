@@ -93,6 +93,7 @@ impl Application {
             store(&settings, tls.as_ref(), &metrics),
             Arc::new(SystemClock),
         );
+        catalog.set_max_versions(settings.max_versions);
         let credentials = Arc::new(
             CredentialStore::open(
                 settings.credentials_file.clone(),

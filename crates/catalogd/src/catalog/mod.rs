@@ -63,6 +63,8 @@ struct CatalogCore {
     feed: feed::Feed,
     /// Per name, the version below which `max_versions` already expired everything.
     expired_below: retention::ExpiredBelow,
+    /// Whether a register keeps the head it replaces as a version (`max_versions` above 1).
+    keeps_versions: std::sync::atomic::AtomicBool,
     clock: Arc<dyn Clock>,
 }
 
@@ -104,10 +106,21 @@ impl Catalog {
                 writers: KeyLocks::default(),
                 feed: feed::Feed::default(),
                 expired_below: retention::ExpiredBelow::default(),
+                keeps_versions: std::sync::atomic::AtomicBool::new(true),
                 clock,
             }),
             store,
         }
+    }
+
+    /// Applies `max_versions`: with `Some(1)` no history is kept, so a register replacing
+    /// a head costs one write instead of two (`as_of` and the version routes then see the
+    /// head alone).
+    pub fn set_max_versions(&self, max_versions: Option<u32>) {
+        self.core.keeps_versions.store(
+            max_versions != Some(1),
+            std::sync::atomic::Ordering::Release,
+        );
     }
 
     /// The thread-safe shared state, to attach other workers' handles to.

@@ -14,6 +14,7 @@
 //!   stale and re-read from the store before the next write trusts memory.
 //! - **Lost races**: a 412 means another process wrote first; re-read and decide again.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use manifest_codec::{
@@ -60,7 +61,10 @@ impl Catalog {
             return Ok(replayed);
         }
         for attempt in 0..MAX_ATTEMPTS {
-            let plan = self.plan(current.as_ref(), &request)?;
+            let mut plan = self.plan(current.as_ref(), &request)?;
+            if !self.core.keeps_versions.load(Ordering::Acquire) {
+                plan.keep = None;
+            }
             if let Some(keep) = &plan.keep {
                 match self.keep_version(keep).await {
                     Ok(()) => {}

@@ -679,3 +679,37 @@ async fn retention_purges_expires_and_forgets_in_its_own_time() {
         .is_err());
     assert_eq!(catalog.get(&name("kept")).unwrap().version, 4);
 }
+
+#[tokio::test]
+async fn max_versions_one_keeps_no_history_and_writes_once() {
+    let (catalog, store) = catalog();
+    catalog.set_max_versions(Some(1));
+    catalog
+        .register(request("one", "fp", &["a"]))
+        .await
+        .unwrap();
+    let puts = store.puts();
+    let second = catalog
+        .register(request("one", "fp", &["b"]))
+        .await
+        .unwrap();
+    assert_eq!(second.manifest.version, 2);
+    assert_eq!(
+        store.puts() - puts,
+        1,
+        "an update without history is one write"
+    );
+    assert!(store.list_versions(&name("one")).await.unwrap().is_empty());
+    let listed = catalog.versions(&name("one"), None, 10).await.unwrap();
+    assert_eq!(listed.versions.len(), 1);
+    assert!(matches!(
+        catalog.version(&name("one"), 1).await,
+        Err(CatalogError::NoVersion { .. })
+    ));
+    catalog.set_max_versions(None);
+    catalog
+        .register(request("one", "fp", &["c"]))
+        .await
+        .unwrap();
+    assert_eq!(store.list_versions(&name("one")).await.unwrap(), [2]);
+}
