@@ -39,6 +39,8 @@ cat <<'MSG'
   curl -sS -X POST http://127.0.0.1:8102/v1/datasets -H 'content-type: application/json' \
     -d '{"name":"sales.orders","schema_fingerprint":"sha256:abc","objects":[{"key":"lake/orders/part-1.parquet","size":2048}],"row_count":20}'
   curl -sS http://127.0.0.1:8102/v1/datasets/sales.orders
+  curl -sS http://127.0.0.1:8102/v1/datasets/sales.orders/versions
+  curl -sS 'http://127.0.0.1:8102/v1/changes?wait=30'
 
   Ctrl-C stops both.
 MSG
