@@ -173,7 +173,7 @@ print(json.dumps({
     "format_version": meta.get("catalogd.manifest.format_version"),
     "name": row["name"], "version": row["version"],
     "deleted_at": row["deleted_at"].isoformat(), "purged_at": row["purged_at"],
-    "changes": [[c["seq"], c["type"], c["version"], c["idempotency_key"]] for c in row["changes"]],
+    "changes": [[c["seq"], c["type"], c["version"], c.get("idempotency_key")] for c in json.loads(row["changes"])],
 }))
 "#;
     let python = python();

@@ -1,13 +1,17 @@
 //! The record columns of format 2: `deleted_at`, `purged_at` and `changes`, after the
 //! manifest's own columns.
+//!
+//! `changes` is one JSON array per row (`[{"seq", "type", "version", "at",
+//! "idempotency_key"?, "request_sha256"?, "existing"?}]`): a list of structs would cost seven
+//! leaf columns, which doubled the time to encode a record (83 against 42 µs for 10
+//! objects), and nothing queries these columns. The change feed's own file keeps them typed
+//! (`change_columns`), where many rows share them.
 
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
 
 use super::read::{column, invalid, required, timestamp_at};
@@ -37,16 +41,83 @@ pub(crate) fn record_fields() -> Vec<Field> {
     vec![
         Field::new("deleted_at", timestamp_type(), true),
         Field::new("purged_at", timestamp_type(), true),
-        Field::new(
-            "changes",
-            DataType::List(Arc::new(Field::new(
-                "item",
-                DataType::Struct(change_fields()),
-                false,
-            ))),
-            false,
-        ),
+        Field::new("changes", DataType::Utf8, false),
     ]
+}
+
+/// One change as a record's `changes` JSON holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredChange<'a> {
+    seq: u64,
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    version: i64,
+    at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    idempotency_key: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    request_sha256: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    existing: Option<bool>,
+}
+
+fn changes_json(changes: &[Change]) -> String {
+    let stored: Vec<StoredChange<'_>> = changes
+        .iter()
+        .map(|c| StoredChange {
+            seq: c.seq,
+            kind: c.kind.as_str().into(),
+            version: c.version,
+            at: c.at,
+            idempotency_key: c
+                .request
+                .as_ref()
+                .map(|r| r.idempotency_key.as_str().into()),
+            request_sha256: c.request.as_ref().map(|r| r.request_sha256.as_str().into()),
+            existing: c.request.as_ref().map(|r| r.existing),
+        })
+        .collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn changes_from_json(raw: &str) -> Result<Vec<Change>, DecodeError> {
+    let stored: Vec<StoredChange<'_>> =
+        serde_json::from_str(raw).map_err(|e| invalid("changes", e))?;
+    let changes = stored
+        .into_iter()
+        .map(|c| {
+            if i64::try_from(c.seq).is_err() {
+                return Err(invalid("changes", format!("seq {} is above int64", c.seq)));
+            }
+            let kind = ChangeKind::parse(&c.kind)
+                .ok_or_else(|| invalid("changes", format!("{:?} is not a change type", c.kind)))?;
+            let request =
+                match (c.idempotency_key, c.request_sha256, c.existing) {
+                    (None, None, None) => None,
+                    (Some(key), Some(sha), Some(existing)) => Some(RequestTag {
+                        idempotency_key: key.into_owned(),
+                        request_sha256: sha.into_owned(),
+                        existing,
+                    }),
+                    _ => return Err(invalid(
+                        "changes",
+                        "idempotency_key, request_sha256 and existing are all set or all absent",
+                    )),
+                };
+            Ok(Change {
+                seq: c.seq,
+                kind,
+                version: c.version,
+                at: c.at,
+                request,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if changes.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        return Err(invalid("changes", "changes are not in increasing order"));
+    }
+    Ok(changes)
 }
 
 /// Checks what the format cannot store.
@@ -84,13 +155,11 @@ pub(crate) fn record_columns(records: &[&Record]) -> Vec<ArrayRef> {
         DatasetState::Purged { at } => Some(*at),
         _ => None,
     });
-    let all: Vec<&Change> = records.iter().flat_map(|r| r.changes.iter()).collect();
-    let items = StructArray::new(change_fields(), change_columns(&all), None);
-    let changes = ListArray::new(
-        Arc::new(Field::new("item", DataType::Struct(change_fields()), false)),
-        OffsetBuffer::from_lengths(records.iter().map(|r| r.changes.len())),
-        Arc::new(items),
-        None,
+    let changes = StringArray::from(
+        records
+            .iter()
+            .map(|r| changes_json(&r.changes))
+            .collect::<Vec<_>>(),
     );
     vec![deleted, purged, Arc::new(changes)]
 }
@@ -170,11 +239,6 @@ impl<'a> ChangeColumns<'a> {
         })
     }
 
-    /// How many changes the columns hold.
-    pub(crate) fn len(&self) -> usize {
-        self.seqs.len()
-    }
-
     /// The change in row `i`.
     pub(crate) fn change(&self, i: usize) -> Result<Change, DecodeError> {
         let seq = u64::try_from(self.seqs.value(i))
@@ -217,7 +281,7 @@ impl<'a> ChangeColumns<'a> {
 pub(crate) struct RecordColumns<'a> {
     deleted: &'a TimestampMicrosecondArray,
     purged: &'a TimestampMicrosecondArray,
-    changes: &'a ListArray,
+    changes: &'a StringArray,
 }
 
 impl<'a> RecordColumns<'a> {
@@ -260,24 +324,76 @@ impl<'a> RecordColumns<'a> {
 
     fn changes(&self, row: usize) -> Result<Vec<Change>, DecodeError> {
         required(self.changes, row, "changes")?;
-        let items = self.changes.value(row);
-        let items = items
-            .as_any()
-            .downcast_ref::<StructArray>()
-            .ok_or_else(|| invalid("changes", "list items are not structs"))?;
-        if items.null_count() > 0 {
-            return Err(DecodeError::Null { column: "changes" });
+        changes_from_json(self.changes.value(row))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_json_round_trips_and_bad_json_names_the_problem() {
+        let at = Timestamp::from_micros(1_700_000_000_000_000).unwrap();
+        let changes = vec![
+            Change {
+                seq: 5,
+                kind: ChangeKind::Registered,
+                version: 2,
+                at,
+                request: Some(RequestTag {
+                    idempotency_key: "k \"quoted\"".into(),
+                    request_sha256: "ab".into(),
+                    existing: true,
+                }),
+            },
+            Change {
+                seq: 9,
+                kind: ChangeKind::Deleted,
+                version: 2,
+                at,
+                request: None,
+            },
+        ];
+        assert_eq!(changes_from_json(&changes_json(&changes)).unwrap(), changes);
+        assert_eq!(changes_from_json("[]").unwrap(), []);
+        let t = "\"2023-11-14T22:13:20.000000Z\"";
+        for (bad, says) in [
+            ("", "EOF"),
+            ("{}", "expected a sequence"),
+            (
+                &*format!(r#"[{{"seq":1,"type":"renamed","version":1,"at":{t}}}]"#),
+                "not a change type",
+            ),
+            (
+                &*format!(r#"[{{"seq":1,"type":"deleted","version":1,"at":{t},"existing":true}}]"#),
+                "all set or all absent",
+            ),
+            (
+                &*format!(
+                    r#"[{{"seq":2,"type":"deleted","version":1,"at":{t}}},{{"seq":2,"type":"deleted","version":1,"at":{t}}}]"#
+                ),
+                "increasing",
+            ),
+            (
+                &*format!(
+                    r#"[{{"seq":9223372036854775808,"type":"deleted","version":1,"at":{t}}}]"#
+                ),
+                "int64",
+            ),
+            (
+                &*format!(r#"[{{"seq":1,"type":"deleted","version":1,"at":{t},"x":1}}]"#),
+                "unknown field",
+            ),
+        ] {
+            let e = changes_from_json(bad).unwrap_err().to_string();
+            assert!(e.contains("changes") && e.contains(says), "{bad}: {e}");
         }
-        let columns = ChangeColumns::of(|name| items.column_by_name(name))?;
-        let changes = (0..columns.len())
-            .map(|i| columns.change(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        if changes.windows(2).any(|w| w[0].seq >= w[1].seq) {
-            return Err(invalid(
-                "changes.seq",
-                "changes are not in increasing order",
-            ));
-        }
-        Ok(changes)
+        // An escaped type string is still read.
+        let escaped = format!(r#"[{{"seq":1,"type":"\u0064eleted","version":1,"at":{t}}}]"#);
+        assert_eq!(
+            changes_from_json(&escaped).unwrap()[0].kind,
+            ChangeKind::Deleted
+        );
     }
 }
