@@ -325,3 +325,78 @@ async fn failed_calls_leak_no_sockets_and_no_file_descriptors() {
 /// catalogd's connections to storaged: awc's pool holds at most 100 per client, and there
 /// is one client per worker (2 on this machine) plus one for start-up and checkpoints.
 const POOL_BOUND: usize = 300;
+
+/// POSTs `body` as a register with `Idempotency-Key: key`.
+async fn register_keyed(api: &Api, key: &str, body: &serde_json::Value) -> testkit::Reply {
+    let req = api
+        .request(awc::http::Method::POST, "/v1/datasets")
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("idempotency-key", key.to_owned()));
+    api.send(req, Some(serde_json::to_vec(body).unwrap().into()))
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn an_idempotent_retry_after_a_lost_answer_and_a_kill_9_registers_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storaged = Launch::storaged(&dir.path().join("data"), free_port())
+        .log_dir(dir.path())
+        .spawn();
+    storaged.wait_ready().await;
+    let proxy = FaultProxy::start(storaged.port);
+    // The default checkpoint interval: the first checkpoint is written before serving, so
+    // the keys survive a crash.
+    let mut catalogd = catalogd(
+        proxy.port(),
+        &[("CATALOGD_STORAGED_TIMEOUT", "1s")],
+        dir.path(),
+    );
+    catalogd.wait_ready().await;
+    let api = catalogd.api();
+    let store = storaged.api();
+    let body = register_body("idem.lost", "fp", 2, "first");
+
+    // storaged commits the create, the answer is lost: a 503 whose outcome is unknown.
+    proxy.set(Fault::ResetAfterReply { pass: 0 });
+    let lost = register_keyed(&api, "nightly-1", &body).await;
+    assert_eq!(lost.code(), 503, "{:?}", lost.json());
+    assert_eq!(
+        stored_version(&store, "idem.lost").await,
+        1,
+        "the create landed"
+    );
+    proxy.set(Fault::Pass);
+
+    // The retry is told what happened, once; nothing is written again.
+    let retry = register_keyed(&api, "nightly-1", &body).await;
+    assert_eq!(retry.code(), 201, "{:?}", retry.json());
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.json()["manifest"]["version"], 1);
+    let again = register_keyed(&api, "nightly-1", &body).await;
+    assert_eq!((again.code(), &again.body), (201, &retry.body));
+
+    // kill -9 and a restart: the key is still remembered, byte for byte.
+    catalogd.restart();
+    catalogd.wait_ready().await;
+    let api = catalogd.api();
+    let after = register_keyed(&api, "nightly-1", &body).await;
+    assert_eq!((after.code(), &after.body), (201, &retry.body));
+    register_keyed(
+        &api,
+        "nightly-1",
+        &register_body("idem.lost", "fp", 3, "other"),
+    )
+    .await
+    .assert_error(422, "idempotency_key_reused");
+    let history = api.get_ok("/v1/datasets/idem.lost/versions").await.json();
+    assert_eq!(history["versions"].as_array().unwrap().len(), 1);
+    let feed = api.get_ok("/v1/changes").await.json();
+    let registered = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "idem.lost")
+        .count();
+    assert_eq!(registered, 1, "{feed}");
+}
