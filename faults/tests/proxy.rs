@@ -33,20 +33,22 @@ struct Stack {
 /// storaged, the proxy in front of it, and catalogd talking to storaged through the proxy
 /// (no periodic checkpoint, so a restart reads every manifest).
 async fn stack(timeout: &str) -> Stack {
+    stack_with(&[
+        ("CATALOGD_STORAGED_TIMEOUT", timeout),
+        ("CATALOGD_CHECKPOINT_INTERVAL", "0s"),
+    ])
+    .await
+}
+
+/// The same stack, catalogd configured by `env`.
+async fn stack_with(env: &[(&str, &str)]) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let storaged = Launch::storaged(&dir.path().join("data"), free_port())
         .log_dir(dir.path())
         .spawn();
     storaged.wait_ready().await;
     let proxy = FaultProxy::start(storaged.port);
-    let catalogd = catalogd(
-        proxy.port(),
-        &[
-            ("CATALOGD_STORAGED_TIMEOUT", timeout),
-            ("CATALOGD_CHECKPOINT_INTERVAL", "0s"),
-        ],
-        dir.path(),
-    );
+    let catalogd = catalogd(proxy.port(), env, dir.path());
     catalogd.wait_ready().await;
     Stack {
         dir,
@@ -342,20 +344,14 @@ async fn register_keyed(api: &Api, key: &str, body: &serde_json::Value) -> testk
 
 #[actix_web::test]
 async fn an_idempotent_retry_after_a_lost_answer_and_a_kill_9_registers_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let storaged = Launch::storaged(&dir.path().join("data"), free_port())
-        .log_dir(dir.path())
-        .spawn();
-    storaged.wait_ready().await;
-    let proxy = FaultProxy::start(storaged.port);
     // The default checkpoint interval: the first checkpoint is written before serving, so
     // the keys survive a crash.
-    let mut catalogd = catalogd(
-        proxy.port(),
-        &[("CATALOGD_STORAGED_TIMEOUT", "1s")],
-        dir.path(),
-    );
-    catalogd.wait_ready().await;
+    let Stack {
+        dir: _dir,
+        storaged,
+        proxy,
+        mut catalogd,
+    } = stack_with(&[("CATALOGD_STORAGED_TIMEOUT", "1s")]).await;
     let api = catalogd.api();
     let store = storaged.api();
     let body = register_body("idem.lost", "fp", 2, "first");

@@ -21,6 +21,8 @@ use manifest_codec::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::Idempotency;
+
 /// One change as the feed shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FeedChange {
@@ -161,20 +163,24 @@ impl Feed {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A new pending number for a change of `name` about to be written at `now`.
-    pub(super) fn allocate(&self, name: &DatasetName, now: Timestamp) -> u64 {
+    /// A new pending number for a change of `name` about to be written at `now`; a register
+    /// with an idempotency key passes it, so that a retry can tell it is unresolved.
+    pub(super) fn allocate(
+        &self,
+        name: &DatasetName,
+        now: Timestamp,
+        idempotency: Option<&Idempotency>,
+    ) -> u64 {
         let mut state = self.lock();
         let seq = (state.last + 1).max(u64::try_from(now.as_micros()).unwrap_or(0));
         state.last = seq;
         state.pending.insert(seq, name.clone());
+        if let Some(i) = idempotency {
+            state
+                .pending_keys
+                .insert(seq, (i.key.clone(), i.request_sha256.clone()));
+        }
         seq
-    }
-
-    /// Notes that pending `seq` is a register with this idempotency key and body hash.
-    pub(super) fn tag(&self, seq: u64, key: &str, request_sha256: &str) {
-        self.lock()
-            .pending_keys
-            .insert(seq, (key.to_owned(), request_sha256.to_owned()));
     }
 
     /// The write of `seq` certainly did not happen.
@@ -372,8 +378,8 @@ mod tests {
         let feed = Feed::default();
         let (a, b) = (manifest("a", 1), manifest("b", 1));
         let t = Timestamp::from_micros(1).unwrap();
-        let sa = feed.allocate(&a.name, t);
-        let sb = feed.allocate(&b.name, t);
+        let sa = feed.allocate(&a.name, t, None);
+        let sb = feed.allocate(&b.name, t, None);
         assert!(sb > sa);
         feed.resolve(&b.name, Some((&b, &[change(sb)])));
         assert!(feed.page(None, 10).unwrap().changes.is_empty());
@@ -392,9 +398,9 @@ mod tests {
         let feed = Feed::default();
         let a = manifest("a", 1);
         let t = Timestamp::from_micros(1).unwrap();
-        let s1 = feed.allocate(&a.name, t);
+        let s1 = feed.allocate(&a.name, t, None);
         feed.release(s1);
-        let s2 = feed.allocate(&a.name, t);
+        let s2 = feed.allocate(&a.name, t, None);
         feed.resolve(&a.name, Some((&a, &[])));
         assert!(feed.page(None, 10).unwrap().changes.is_empty());
         assert!(s2 > s1 && !feed.has_pending(&a.name));
@@ -404,9 +410,9 @@ mod tests {
     fn numbers_follow_the_clock_and_never_go_back() {
         let feed = Feed::default();
         let n = DatasetName::parse("a").unwrap();
-        let s1 = feed.allocate(&n, Timestamp::from_micros(1_000).unwrap());
+        let s1 = feed.allocate(&n, Timestamp::from_micros(1_000).unwrap(), None);
         assert_eq!(s1, 1_000);
-        let s2 = feed.allocate(&n, Timestamp::from_micros(10).unwrap());
+        let s2 = feed.allocate(&n, Timestamp::from_micros(10).unwrap(), None);
         assert_eq!(s2, 1_001);
     }
 

@@ -80,10 +80,10 @@ impl Catalog {
                 self.clear_versions(&name).await?;
             }
             let now = plan.manifest.updated_at;
-            let seq = self.core.feed.allocate(&name, now);
-            if let Some(i) = &request.idempotency {
-                self.core.feed.tag(seq, &i.key, &i.request_sha256);
-            }
+            let seq = self
+                .core
+                .feed
+                .allocate(&name, now, request.idempotency.as_ref());
             let version = plan.manifest.version;
             let record = Record {
                 manifest: plan.manifest,
@@ -252,7 +252,7 @@ impl Catalog {
                 return Err(not_found(name));
             };
             let at = self.core.clock.now().max(entry.manifest.updated_at);
-            let seq = self.core.feed.allocate(name, at);
+            let seq = self.core.feed.allocate(name, at, None);
             let record = match change(entry, at, seq) {
                 Ok(record) => record,
                 Err(e) => {
@@ -448,24 +448,25 @@ impl Catalog {
             self.core.feed.release(seq);
         } else {
             tracing::warn!(dataset = %name, error = %error, "storage outcome unknown; will re-read before the next write");
-            self.core
-                .stale
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(name.clone());
+            self.mark_stale(name);
         }
         Self::storage(error)
     }
 
+    /// A failed re-read: the name stays stale while a write of it is unresolved.
     fn failed_read(&self, name: &DatasetName, error: StoreError) -> CatalogError {
         if self.core.feed.has_pending(name) {
-            self.core
-                .stale
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(name.clone());
+            self.mark_stale(name);
         }
         Self::storage(error)
+    }
+
+    fn mark_stale(&self, name: &DatasetName) {
+        self.core
+            .stale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone());
     }
 
     pub(super) fn storage(error: StoreError) -> CatalogError {

@@ -1,11 +1,12 @@
 //! `/v1/datasets/{name}/versions…`, `/undrop` and `/v1/changes`: the history and the
 //! change feed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use manifest_codec::DatasetName;
+use manifest_codec::{DatasetName, Manifest};
 use serde::{Deserialize, Serialize};
 
 use super::datasets::{caller, manifest_response, name_of, parquet_response};
@@ -71,14 +72,19 @@ pub(crate) async fn versions(
     }))
 }
 
+/// The manifest of `{name}` at `{version}`.
+async fn versioned(state: &AppState, req: &HttpRequest) -> Result<Arc<Manifest>, Error> {
+    state.ensure_ready()?;
+    let name = name_of(req)?;
+    let version = version_of(req)?;
+    Ok(state.catalog.version(&name, version).await?)
+}
+
 pub(crate) async fn version(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
-    state.ensure_ready()?;
-    let name = name_of(&req)?;
-    let version = version_of(&req)?;
-    let manifest = state.catalog.version(&name, version).await?;
+    let manifest = versioned(&state, &req).await?;
     Ok(manifest_response(&req, &manifest))
 }
 
@@ -86,10 +92,7 @@ pub(crate) async fn version_parquet(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
-    state.ensure_ready()?;
-    let name = name_of(&req)?;
-    let version = version_of(&req)?;
-    let manifest = state.catalog.version(&name, version).await?;
+    let manifest = versioned(&state, &req).await?;
     parquet_response(&req, &manifest)
 }
 

@@ -25,7 +25,11 @@ impl Storaged {
 }
 
 pub(crate) async fn spawn_storaged() -> Storaged {
-    let dir = tempfile::tempdir().unwrap();
+    spawn_storaged_in(tempfile::tempdir().unwrap()).await
+}
+
+/// storaged over `dir/data` (which may hold objects already).
+pub(crate) async fn spawn_storaged_in(dir: tempfile::TempDir) -> Storaged {
     let settings = storaged::config::Settings::load(
         None,
         &HashMap::new(),

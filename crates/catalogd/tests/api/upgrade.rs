@@ -2,12 +2,11 @@
 //! 1, no history) starts under this release with every dataset intact, and its history
 //! begins at the next register.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::helpers::{body, spawn_catalogd, Api};
+use crate::helpers::{body, spawn_catalogd, spawn_storaged_in, Api};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -27,21 +26,8 @@ async fn a_release_0_1_data_directory_starts_intact_and_gains_history() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-0.1");
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture.join("objects"), &dir.path().join("data/objects"));
-    let settings = storaged::config::Settings::load(
-        None,
-        &HashMap::new(),
-        &storaged::config::Overrides {
-            listen: Some("127.0.0.1:0".into()),
-            data_dir: Some(dir.path().join("data")),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let storaged = storaged::startup::Application::build(settings)
-        .await
-        .unwrap();
-    let storaged_url = format!("http://127.0.0.1:{}", storaged.port());
-    actix_web::rt::spawn(storaged.run_until_stopped());
+    let storaged = spawn_storaged_in(dir).await;
+    let storaged_url = storaged.url();
 
     let catalogd = spawn_catalogd(&storaged_url).await;
     let api = Api::new(catalogd.port);
