@@ -16,6 +16,7 @@
 mod changes;
 mod checkpoint;
 mod error;
+pub mod fingerprint;
 mod id;
 pub mod key;
 pub mod layout;
@@ -33,6 +34,10 @@ pub use checkpoint::{
     CHECKPOINT_FORMAT_VERSION_KEY,
 };
 pub use error::{DecodeError, EncodeError, FingerprintError, KeyError, NameError};
+pub use fingerprint::{
+    canonical_schema, decode_footer, footer_metadata_len, read_footer, schema_fingerprint,
+    FooterInfo, SchemaError, FOOTER_TAIL_LEN,
+};
 pub use id::{dataset_id, DATASET_NAMESPACE};
 pub use key::ObjectKey;
 pub use layout::{manifest_key, name_from_manifest_key};

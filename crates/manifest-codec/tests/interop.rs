@@ -204,3 +204,143 @@ print(json.dumps({
         })
     );
 }
+
+/// The pyarrow snippet of `docs/schema-fingerprint.md`, exactly as printed there.
+fn docs_snippet() -> String {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema-fingerprint.md"),
+    )
+    .unwrap();
+    let start = doc.find("```python\n").expect("a python block") + "```python\n".len();
+    let len = doc[start..].find("```").expect("the block ends");
+    doc[start..start + len].to_owned()
+}
+
+/// `(file name, fingerprint)` for every `.parquet` file in `dir`, by the docs snippet.
+fn python_fingerprints(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let script = dir.join("fingerprint.py");
+    std::fs::write(&script, docs_snippet()).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    let out = Command::new(python())
+        .arg(&script)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (fp, path) = line.split_once(' ').unwrap();
+            let file = PathBuf::from(path);
+            (
+                file.file_name().unwrap().to_string_lossy().into_owned(),
+                fp.to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn rust_fingerprint(path: &std::path::Path) -> String {
+    manifest_codec::read_footer(&std::fs::read(path).unwrap())
+        .unwrap()
+        .fingerprint()
+        .unwrap()
+}
+
+/// The table of `same.parquet` in write_tables.py, written by arrow-rs.
+fn write_same_with_arrow_rs(path: &std::path::Path) {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{
+        ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("price", DataType::Decimal128(10, 2), true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(
+            "tags",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+    ]));
+    let mut tags = ListBuilder::new(StringBuilder::new());
+    tags.values().append_value("x");
+    tags.values().append_value("y");
+    tags.append(true);
+    tags.append(true);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![1, 2])),
+        Arc::new(StringArray::from(vec![Some("a"), None])),
+        Arc::new(
+            Decimal128Array::from(vec![Some(150), None])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        ),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![Some(1_714_564_800_000_000), None])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(tags.finish()),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn schema_fingerprints_agree_with_pyarrow_and_across_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/write_tables.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_same_with_arrow_rs(&dir.path().join("same-arrow-rs.parquet"));
+
+    // The docs' snippet and the Rust implementation agree on every file.
+    let by_python = python_fingerprints(dir.path());
+    assert_eq!(by_python.len(), 9, "{by_python:?}");
+    for (file, fp) in &by_python {
+        assert_eq!(&rust_fingerprint(&dir.path().join(file)), fp, "{file}");
+    }
+    // One table, three writers or encodings: one fingerprint.
+    let same = &by_python["same.parquet"];
+    assert_eq!(&by_python["same-arrow-rs.parquet"], same);
+    assert_eq!(&by_python["same-encoded.parquet"], same);
+    // Each change a reader would notice: another fingerprint, all distinct.
+    let changed: std::collections::BTreeSet<&String> = by_python
+        .iter()
+        .filter(|(f, _)| f.starts_with("changed-") || f.as_str() == "wide.parquet")
+        .map(|(_, fp)| fp)
+        .collect();
+    assert_eq!(changed.len(), 6);
+    assert!(!changed.contains(same));
+}
