@@ -81,6 +81,8 @@ impl Error {
             Self::Catalog(CatalogError::ReplayGone { .. }) => "idempotency_key_expired",
             Self::ChangesExpired { .. } => "changes_expired",
             Self::Catalog(CatalogError::Storage(_)) => "storage_unavailable",
+            Self::Catalog(CatalogError::ObjectsInvalid { .. }) => "objects_invalid",
+            Self::Catalog(CatalogError::Verify(_)) => "verify_unavailable",
             Self::Catalog(CatalogError::Contended { .. }) => "contended",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -146,13 +148,15 @@ impl ResponseError for Error {
                 | CatalogError::NotAt { .. }
                 | CatalogError::AlreadyPurged,
             ) => StatusCode::NOT_FOUND,
-            Self::Catalog(CatalogError::IdempotencyKeyReused { .. }) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::Catalog(
+                CatalogError::IdempotencyKeyReused { .. } | CatalogError::ObjectsInvalid { .. },
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Catalog(CatalogError::ReplayGone { .. }) | Self::ChangesExpired { .. } => {
                 StatusCode::GONE
             }
-            Self::Catalog(CatalogError::Storage(_) | CatalogError::Contended { .. })
+            Self::Catalog(
+                CatalogError::Storage(_) | CatalogError::Verify(_) | CatalogError::Contended { .. },
+            )
             | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -168,7 +172,7 @@ impl ResponseError for Error {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            Self::Catalog(CatalogError::Storage(_)) => {
+            Self::Catalog(CatalogError::Storage(_) | CatalogError::Verify(_)) => {
                 tracing::warn!(error = ?self, "storaged call failed");
             }
             Self::Catalog(CatalogError::Encode { .. })
@@ -190,6 +194,20 @@ impl ResponseError for Error {
             body["name"] = name.as_str().into();
             body["existing_fingerprint"] = existing.as_str().into();
             body["requested_fingerprint"] = requested.as_str().into();
+        }
+        if let Self::Catalog(CatalogError::ObjectsInvalid { offenders, count }) = self {
+            body["count"] = (*count).into();
+            body["offenders"] = offenders
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "key": o.key.as_str(),
+                        "problem": o.problem.as_str(),
+                        "expected": o.expected,
+                        "actual": o.actual,
+                    })
+                })
+                .collect();
         }
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {

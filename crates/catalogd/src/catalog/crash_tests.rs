@@ -109,6 +109,13 @@ impl ManifestStore for Crashing {
         self.inner.put_file(file, bytes).await?;
         Err(StoreError::Unknown("crashed after the write".into()))
     }
+
+    async fn object_size(
+        &self,
+        key: &manifest_codec::ObjectKey,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.object_size(key).await
+    }
 }
 
 fn name(n: &str) -> DatasetName {

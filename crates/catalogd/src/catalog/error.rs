@@ -61,4 +61,14 @@ pub enum CatalogError {
     /// is unchanged. Displayed as the store's own error, which says what happened.
     #[error(transparent)]
     Storage(StoreError),
+    /// `verify=true`: objects of the request are missing from storaged or have another
+    /// size there (the first [`super::MAX_OFFENDERS`] of `count`); nothing changed.
+    #[error("{count} of the listed objects are missing from storaged or have another size there; nothing was changed")]
+    ObjectsInvalid {
+        offenders: Vec<super::Offender>,
+        count: usize,
+    },
+    /// `verify=true`: storaged could not be asked about the objects; nothing changed.
+    #[error("could not check the listed objects in storaged: {0}")]
+    Verify(StoreError),
 }

@@ -19,6 +19,7 @@ mod register;
 mod rehydrate;
 mod request;
 mod retention;
+mod verify;
 
 #[cfg(test)]
 mod crash_tests;
@@ -46,6 +47,7 @@ pub use index::{Listed, Page, Visibility};
 pub use rehydrate::Rehydrated;
 pub use request::{Idempotency, RegisterRequest, Registered};
 pub use retention::{keep_retention, Maintained, Retention};
+pub use verify::{Offender, Problem, MAX_OFFENDERS};
 
 /// What every handle of one catalog shares: the index, the per-name writer locks, the
 /// names whose stored state is unknown, the checkpoint's position and the clock.

@@ -608,6 +608,13 @@ impl ManifestStore for PublishFirst {
     async fn put_file(&self, file: CatalogFile, bytes: bytes::Bytes) -> Result<(), StoreError> {
         self.inner.put_file(file, bytes).await
     }
+
+    async fn object_size(
+        &self,
+        key: &manifest_codec::ObjectKey,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.object_size(key).await
+    }
 }
 
 fn broken_publish_before_persist(store: Rc<dyn ManifestStore>) -> Catalog {

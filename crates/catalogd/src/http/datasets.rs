@@ -150,6 +150,12 @@ fn not_found(name: &DatasetName) -> Error {
     })
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterQuery {
+    verify: Option<String>,
+}
+
 pub(crate) async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -158,6 +164,9 @@ pub(crate) async fn register(
     let mut dataset: Option<DatasetName> = None;
     let result = async {
         state.ensure_ready()?;
+        let query = web::Query::<RegisterQuery>::from_query(req.query_string())
+            .map_err(|e| Error::InvalidRequest(format!("invalid query: {e}")))?;
+        let verify = flag("verify", query.verify.as_deref())?;
         let bytes = body::read_json(&req, payload, state.service.max_body_size).await?;
         let body: RegisterBody =
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
@@ -172,6 +181,9 @@ pub(crate) async fn register(
                 })?;
         let mut request = body.parse(state.service.max_objects)?;
         dataset = Some(request.name.clone());
+        if verify {
+            state.catalog.verify(&request.objects).await?;
+        }
         if let Some(key) = req.headers().get("idempotency-key") {
             let key = key.to_str().map_err(|_| {
                 Error::InvalidRequest("Idempotency-Key is not visible ASCII".into())
@@ -206,7 +218,10 @@ pub(crate) async fn register(
         Ok(_) => "created",
         Err(Error::Catalog(CatalogError::FingerprintConflict { .. })) => "conflict",
         Err(Error::Catalog(
-            CatalogError::Storage(_) | CatalogError::Contended { .. } | CatalogError::Encode { .. },
+            CatalogError::Storage(_)
+            | CatalogError::Verify(_)
+            | CatalogError::Contended { .. }
+            | CatalogError::Encode { .. },
         )) => "storage_error",
         Err(Error::NotReady) => "not_ready",
         Err(_) => "invalid",

@@ -13,7 +13,7 @@ use awc::error::SendRequestError;
 use awc::http::{header, StatusCode};
 use bytes::Bytes;
 use manifest_codec::layout::{version_from_key, versions_prefix, MANIFEST_PREFIX};
-use manifest_codec::{name_from_manifest_key, DatasetName, Record};
+use manifest_codec::{name_from_manifest_key, DatasetName, ObjectKey, Record};
 use serde::Deserialize;
 
 use super::{
@@ -231,6 +231,17 @@ fn etag_of(res: &awc::ClientResponse<impl Sized>) -> Result<String, StoreError> 
         .ok_or_else(|| StoreError::Unknown("storaged answered without an ETag".into()))
 }
 
+/// Escapes each segment of a key for a URL path (keys may hold spaces, `?`, `#`, `%`, any
+/// Unicode); the `/` between segments stays.
+fn encode_key(key: &str) -> String {
+    key.split('/')
+        .map(|s| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[async_trait(?Send)]
 impl ManifestStore for HttpManifestStore {
     async fn get(
@@ -340,5 +351,32 @@ impl ManifestStore for HttpManifestStore {
             StatusCode::OK | StatusCode::CREATED => Ok(()),
             status => Err(Self::status_error(status).into()),
         }
+    }
+
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        let url = format!("{}/v1/objects/{}", self.base, encode_key(key.as_str()));
+        let res = self
+            .request(awc::http::Method::HEAD, &url)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("checking {key}: {e}")))?;
+        match res.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => {
+                return Err(StoreError::Unavailable(format!(
+                    "checking {key}: {}",
+                    Self::status_message(status)
+                )))
+            }
+        }
+        res.headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                StoreError::Unavailable(format!("checking {key}: storaged sent no Content-Length"))
+            })
     }
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use manifest_codec::{DatasetName, Record};
+use manifest_codec::{DatasetName, ObjectKey, Record};
 use prometheus::{HistogramVec, IntCounterVec};
 
 use super::{CatalogFile, Listing, ManifestStore, Slot, StoreError, StoredRecord, WriteCondition};
@@ -106,6 +106,13 @@ impl<S: ManifestStore> ManifestStore for Instrumented<S> {
         let started = Instant::now();
         let result = self.inner.put_file(file, bytes).await;
         self.record("put_checkpoint", started, &result);
+        result
+    }
+
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.object_size(key).await;
+        self.record("head_object", started, &result);
         result
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use manifest_codec::layout::{version_from_key, versions_prefix};
-use manifest_codec::{name_from_manifest_key, DatasetName, Record};
+use manifest_codec::{name_from_manifest_key, DatasetName, ObjectKey, Record};
 
 use super::{
     CatalogFile, ListedManifest, Listing, ManifestStore, Slot, StoreError, StoredRecord,
@@ -68,6 +68,15 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(Slot::Head.key(name).to_string(), (bytes.into(), etag));
+    }
+
+    /// Stores a data object (what a producer uploads), for `verify`.
+    pub fn insert_object(&self, key: &str, bytes: impl Into<Bytes>) {
+        let etag = self.etag();
+        self.objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), (bytes.into(), etag));
     }
 
     /// Number of stored heads.
@@ -284,5 +293,14 @@ impl ManifestStore for MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(file.key().to_owned(), (bytes, etag));
         Ok(())
+    }
+
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key.as_str())
+            .map(|(bytes, _)| bytes.len() as u64))
     }
 }

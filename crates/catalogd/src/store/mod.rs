@@ -172,6 +172,10 @@ pub trait ManifestStore: fmt::Debug {
 
     /// Replaces `file` (unconditionally: it is only a cache).
     async fn put_file(&self, file: CatalogFile, bytes: Bytes) -> Result<(), StoreError>;
+
+    /// The size of the data object `key` (any key, not only the catalog's), `None` when
+    /// there is none: what a register with `verify=true` checks.
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError>;
 }
 
 /// Checks that the record read from `key` is the dataset version the key names.

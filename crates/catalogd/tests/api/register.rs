@@ -354,3 +354,88 @@ async fn metrics_count_outcomes_and_datasets() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn verify_checks_every_object_in_storaged_and_changes_nothing_when_one_is_off() {
+    let stack = spawn_stack().await;
+    let storaged = Api::new(stack.storaged.port);
+    for (key, bytes) in [
+        ("lake/v/part 0 \u{e9}.parquet", 10),
+        ("lake/v/part-1.parquet", 20),
+    ] {
+        let path = format!(
+            "/v1/objects/{}",
+            key.replace(' ', "%20").replace('\u{e9}', "%C3%A9")
+        );
+        let reply = storaged.put(&path, vec![b'x'; bytes]).await.unwrap();
+        assert_eq!(reply.code(), 201, "{:?}", reply.body);
+    }
+    let body = |objects: Value| json!({"name": "v", "schema_fingerprint": "sha256:f", "objects": objects, "row_count": 3});
+    let good = body(json!([
+        {"key": "lake/v/part 0 \u{e9}.parquet", "size": 10},
+        {"key": "lake/v/part-1.parquet", "size": 20},
+    ]));
+    let bad = body(json!([
+        {"key": "lake/v/part 0 \u{e9}.parquet", "size": 10},
+        {"key": "lake/v/part-1.parquet", "size": 21},
+        {"key": "lake/v/part-2.parquet", "size": 5},
+    ]));
+
+    let reply = stack
+        .api
+        .post_json("/v1/datasets?verify=true", &bad)
+        .await
+        .unwrap();
+    reply.assert_error(422, "objects_invalid");
+    let json = reply.json();
+    assert_eq!(json["count"], 2);
+    assert_eq!(
+        json["offenders"],
+        json!([
+            {"key": "lake/v/part-1.parquet", "problem": "size_mismatch", "expected": 21, "actual": 20},
+            {"key": "lake/v/part-2.parquet", "problem": "missing", "expected": 5, "actual": null},
+        ])
+    );
+    // Nothing changed: the name is unknown, and without the flag the same body registers.
+    stack
+        .api
+        .get("/v1/datasets/v")
+        .await
+        .unwrap()
+        .assert_error(404, "not_found");
+
+    let reply = stack
+        .api
+        .post_json("/v1/datasets?verify=true", &good)
+        .await
+        .unwrap();
+    assert_eq!(reply.code(), 201, "{:?}", reply.json());
+    assert_eq!(reply.json()["manifest"]["version"], 1);
+
+    let reply = stack
+        .api
+        .post_json("/v1/datasets?verify=false", &bad)
+        .await
+        .unwrap();
+    assert_eq!(reply.code(), 200, "{:?}", reply.json());
+    stack
+        .api
+        .post_json("/v1/datasets?verify=yes", &good)
+        .await
+        .unwrap()
+        .assert_error(400, "invalid_request");
+}
+
+#[actix_web::test]
+async fn verify_with_storaged_down_is_a_503_and_changes_nothing() {
+    let stack = spawn_stack().await;
+    stack.storaged.handle.stop(true).await;
+    let reply = stack
+        .api
+        .post_json("/v1/datasets?verify=true", &body("w", "fp", 2))
+        .await
+        .unwrap();
+    let message = reply.assert_error(503, "verify_unavailable");
+    assert!(message.contains("could not check"), "{message}");
+    assert!(reply.header("retry-after").is_some());
+}

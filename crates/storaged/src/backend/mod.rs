@@ -14,6 +14,7 @@ use manifest_codec::ObjectKey;
 
 #[cfg(test)]
 pub mod conformance;
+mod delimited;
 mod error;
 mod etag;
 pub mod fs;
@@ -25,6 +26,7 @@ mod power_loss;
 #[cfg(test)]
 mod simfs;
 
+pub use delimited::{list_delimited, DelimitedPage, Listed};
 pub use error::{BodyError, StorageError};
 pub use etag::ETag;
 pub use local::{FsyncPolicy, LocalFs, OpenReport};

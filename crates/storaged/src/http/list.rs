@@ -1,11 +1,11 @@
 //! `GET /v1/objects`: sorted, paginated listing.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use manifest_codec::ObjectKey;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Access;
 use super::AppState;
+use crate::backend::{list_delimited, Listed, ObjectMeta};
 use crate::Error;
 
 const DEFAULT_LIMIT: usize = 1000;
@@ -18,6 +18,7 @@ struct ListQuery {
     start_after: Option<String>,
     continuation_token: Option<String>,
     limit: Option<String>,
+    delimiter: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -31,13 +32,19 @@ struct ListedObject<'a> {
 #[derive(Serialize)]
 struct ListResponse<'a> {
     objects: Vec<ListedObject<'a>>,
+    /// Present only when the request had a delimiter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    common_prefixes: Option<Vec<&'a str>>,
     is_truncated: bool,
     next_continuation_token: Option<String>,
 }
 
-fn decode_token(token: &str) -> Result<ObjectKey, Error> {
+/// A continuation token names the last key or common prefix returned: UTF-8 of at most
+/// 1024 bytes (a common prefix is not a valid key: it ends with the delimiter).
+fn decode_token(token: &str) -> Result<String, Error> {
     service_kit::decode_page_token(token)
-        .and_then(|bytes| ObjectKey::parse_bytes(&bytes).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|s| !s.is_empty() && s.len() <= manifest_codec::key::MAX_KEY_LEN)
         .ok_or_else(|| {
             Error::InvalidRequest("continuation_token is not one this server issued".into())
         })
@@ -70,32 +77,71 @@ pub(crate) async fn list(
         .as_deref()
         .map(decode_token)
         .transpose()?;
-    let after = token
-        .as_ref()
-        .map(ObjectKey::as_str)
-        .or(query.start_after.as_deref());
-    let page = state.backend.list(&prefix, after, limit).await?;
+    let after = token.as_deref().or(query.start_after.as_deref());
+    let last_modified =
+        |m: &ObjectMeta| humantime::format_rfc3339_micros(m.last_modified).to_string();
+    let delimiter = query.delimiter.filter(|d| !d.is_empty());
+    let Some(delimiter) = delimiter else {
+        let page = state.backend.list(&prefix, after, limit).await?;
+        let next_continuation_token = page
+            .is_truncated
+            .then(|| {
+                page.objects
+                    .last()
+                    .map(|m| service_kit::encode_page_token(m.key.as_str()))
+            })
+            .flatten();
+        let objects = page
+            .objects
+            .iter()
+            .filter(|m| authorized.visibility.shows(m.key.as_str()))
+            .map(|m| ListedObject {
+                key: m.key.as_str(),
+                size: m.size,
+                etag: m.etag.to_string(),
+                last_modified: last_modified(m),
+            })
+            .collect();
+        return Ok(HttpResponse::Ok().json(ListResponse {
+            objects,
+            common_prefixes: None,
+            is_truncated: page.is_truncated,
+            next_continuation_token,
+        }));
+    };
+    if delimiter.len() > manifest_codec::key::MAX_KEY_LEN {
+        return Err(Error::InvalidRequest(
+            "delimiter is longer than 1024 bytes".into(),
+        ));
+    }
+    let page = list_delimited(state.backend.as_ref(), &prefix, &delimiter, after, limit).await?;
     let next_continuation_token = page
         .is_truncated
         .then(|| {
-            page.objects
+            page.entries
                 .last()
-                .map(|m| service_kit::encode_page_token(m.key.as_str()))
+                .map(|e| service_kit::encode_page_token(e.position()))
         })
         .flatten();
-    let objects = page
-        .objects
-        .iter()
-        .filter(|m| authorized.visibility.shows(m.key.as_str()))
-        .map(|m| ListedObject {
-            key: m.key.as_str(),
-            size: m.size,
-            etag: m.etag.to_string(),
-            last_modified: humantime::format_rfc3339_micros(m.last_modified).to_string(),
-        })
-        .collect();
+    let mut objects = Vec::new();
+    let mut common_prefixes = Vec::new();
+    for entry in &page.entries {
+        if !authorized.visibility.shows(entry.position()) {
+            continue;
+        }
+        match entry {
+            Listed::Object(m) => objects.push(ListedObject {
+                key: m.key.as_str(),
+                size: m.size,
+                etag: m.etag.to_string(),
+                last_modified: last_modified(m),
+            }),
+            Listed::Prefix(p) => common_prefixes.push(p.as_str()),
+        }
+    }
     Ok(HttpResponse::Ok().json(ListResponse {
         objects,
+        common_prefixes: Some(common_prefixes),
         is_truncated: page.is_truncated,
         next_continuation_token,
     }))
@@ -109,12 +155,10 @@ mod tests {
     fn tokens_round_trip_and_garbage_is_rejected() {
         let key = "a/caf\u{e9}/\u{1f600}";
         assert_eq!(
-            decode_token(&service_kit::encode_page_token(key))
-                .unwrap()
-                .as_str(),
+            decode_token(&service_kit::encode_page_token(key)).unwrap(),
             key
         );
-        for garbage in ["zz", "abc", "", "2f61", "\u{e9}\u{e9}", "c0af"] {
+        for garbage in ["zz", "abc", "", "\u{e9}\u{e9}", "c0af"] {
             assert!(decode_token(garbage).is_err(), "{garbage:?}");
         }
     }

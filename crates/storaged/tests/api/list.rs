@@ -144,3 +144,61 @@ async fn bad_parameters_are_400() {
     assert_eq!(app.list("limit=10000").await.status, 200);
     assert_eq!(app.list("limit=1").await.status, 200);
 }
+
+#[actix_web::test]
+async fn a_delimiter_rolls_keys_up_into_common_prefixes_paginated_with_objects() {
+    let app = spawn_with(|_| {}).await;
+    for k in [
+        "lake/a.parquet",
+        "lake/orders/2024/p0",
+        "lake/orders/p0",
+        "lake/sp ace/\u{e9}t\u{e9}.parquet",
+        "lake/z",
+    ] {
+        assert_eq!(app.put(k, "x").await.status, 201);
+    }
+    let page = app.list("prefix=lake/&delimiter=/").await;
+    assert_eq!(page.status, 200);
+    let json = page.json();
+    let keys: Vec<&str> = json["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["lake/a.parquet", "lake/z"]);
+    assert_eq!(
+        json["common_prefixes"],
+        serde_json::json!(["lake/orders/", "lake/sp ace/"])
+    );
+
+    // One entry per page: objects and prefixes share the pages, in byte order.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut q = "prefix=lake/&delimiter=/&limit=1".to_owned();
+        if let Some(t) = &token {
+            q.push_str("&continuation_token=");
+            q.push_str(t);
+        }
+        let json = app.list(&q).await.json();
+        for o in json["objects"].as_array().unwrap() {
+            seen.push(o["key"].as_str().unwrap().to_owned());
+        }
+        for p in json["common_prefixes"].as_array().unwrap() {
+            seen.push(p.as_str().unwrap().to_owned());
+        }
+        match json["next_continuation_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["lake/a.parquet", "lake/orders/", "lake/sp ace/", "lake/z"]
+    );
+    // Without a delimiter nothing changes: every key, no common_prefixes field.
+    let flat = app.list("prefix=lake/").await.json();
+    assert_eq!(flat["objects"].as_array().unwrap().len(), 5);
+    assert!(flat.get("common_prefixes").is_none());
+}
