@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PYARROW_VERSION := 26.0.1
 SCHEMATHESIS_VERSION := 4.32.5
-VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)
+DUCKDB_VERSION := 1.5.5
+VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-duckdb-$(DUCKDB_VERSION)
 FUZZ_SECONDS ?= 600
 
 .PHONY: all test unit fmt fmt-check lint build bench chaos venv fuzz run clean docker-base compose-up compose-down compose-test
@@ -48,15 +49,17 @@ bench:
 chaos:
 	scripts/chaos.sh
 
-## venv: a project-local Python with pyarrow (the independent reader of the interop test)
-## and schemathesis (API fuzzing from the OpenAPI documents, in the fault suite)
+## venv: a project-local Python with pyarrow (the independent reader of the interop test),
+## schemathesis (API fuzzing from the OpenAPI documents, in the fault suite) and DuckDB with
+## its httpfs extension from PyPI (runs what `lake query` prints; no extension download)
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; the pyarrow interop test needs Python 3 with venv" >&2; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION) schemathesis==$(SCHEMATHESIS_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) \
+		duckdb==$(DUCKDB_VERSION) duckdb-extension-httpfs==$(DUCKDB_VERSION)
 	touch $@
 
 ## fuzz: coverage-guided fuzzing of manifest decoding (stable toolchain, cargo-fuzz)
