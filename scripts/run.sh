@@ -32,12 +32,18 @@ for _ in $(seq 1 100); do
 done
 cat <<'MSG'
 
-  storaged on http://127.0.0.1:8101, catalogd on http://127.0.0.1:8102. Try:
+  storaged on http://127.0.0.1:8101, catalogd on http://127.0.0.1:8102. Try lake, the CLI:
+
+  ./target/release/lake datasets ls                               # start here: the catalog
+  ./target/release/lake cp -r ./my-parquet-dir s3://lake/orders/  # upload a directory tree
+  ./target/release/lake register sales.orders s3://lake/orders/   # rows + fingerprint from the footers
+  ./target/release/lake datasets show sales.orders
+  ./target/release/lake query sales.orders                        # SQL for DuckDB, runs as printed
+
+  Or over HTTP:
 
   curl -sS -X POST http://127.0.0.1:8102/v1/datasets -H 'content-type: application/json' \
     -d '{"name":"sales.orders","schema_fingerprint":"sha256:abc","objects":[{"key":"lake/orders/part-0.parquet","size":1024}],"row_count":10}'
-  curl -sS -X POST http://127.0.0.1:8102/v1/datasets -H 'content-type: application/json' \
-    -d '{"name":"sales.orders","schema_fingerprint":"sha256:abc","objects":[{"key":"lake/orders/part-1.parquet","size":2048}],"row_count":20}'
   curl -sS http://127.0.0.1:8102/v1/datasets/sales.orders
   curl -sS http://127.0.0.1:8102/v1/datasets/sales.orders/versions
   curl -sS 'http://127.0.0.1:8102/v1/changes?wait=30'

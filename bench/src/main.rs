@@ -83,8 +83,12 @@ fn registers(base: &str, prefix: String, hot: bool) -> MakeReq {
 }
 
 fn puts(base: &str, prefix: &str) -> MakeReq {
+    puts_of(base, prefix, 4096)
+}
+
+fn puts_of(base: &str, prefix: &str, size: usize) -> MakeReq {
     let url = format!("{base}/v1/objects/{prefix}");
-    let body = Bytes::from(vec![0x33_u8; 4096]);
+    let body = Bytes::from(vec![0x33_u8; size]);
     Arc::new(move |n| Req {
         method: Method::PUT,
         url: format!("{url}/{n:08}"),
@@ -189,6 +193,63 @@ fn large_object(storaged: &str, key: &str, mib: u64) -> (f64, f64) {
         let get = load::as_f64(bytes) / t.elapsed().as_secs_f64() / 1e6;
         (put, get)
     })
+}
+
+/// `lake cp` beside storaged's own PUT rate for the same sizes and concurrency: 1,000
+/// files of 64 KiB (`-j 4` against 4 concurrent PUTs) and one large file.
+fn lake_cli(work: &std::path::Path, storaged_url: &str, runs: usize, mib: u64, figs: &mut Figures) {
+    const FILES: u64 = 1_000;
+    let lake = testkit::bin("lake");
+    let small = work.join("lake-cp/small");
+    std::fs::create_dir_all(&small).expect("lake-cp dir");
+    for i in 0..FILES {
+        std::fs::write(small.join(format!("f{i:04}.bin")), vec![0x5a_u8; 64 << 10]).expect("file");
+    }
+    let big = work.join("lake-cp/big.bin");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&big).expect("big file");
+        let chunk = vec![0x77_u8; 1 << 20];
+        for _ in 0..mib {
+            f.write_all(&chunk).expect("big file");
+        }
+    }
+    let cp = |src: &std::path::Path, dst: &str, recursive: bool| -> f64 {
+        let mut cmd = std::process::Command::new(&lake);
+        cmd.arg("cp").arg("--quiet");
+        if recursive {
+            cmd.args(["-r", "-j", "4"]);
+        }
+        let t = Instant::now();
+        let status = cmd
+            .arg(src)
+            .arg(dst)
+            .env("LAKE_STORAGED_URL", storaged_url)
+            .status()
+            .expect("running lake");
+        assert!(status.success(), "lake cp {} failed", src.display());
+        t.elapsed().as_secs_f64()
+    };
+    for run in 0..runs {
+        let s = load::run(
+            4,
+            Stop::Requests(FILES),
+            &puts_of(storaged_url, &format!("bench/put64k/r{run}"), 64 << 10),
+        );
+        figs.add("storaged PUT 64 KiB c=4", "req/s", s.rate());
+        let secs = cp(&small, &format!("s3://bench/lake-cp/r{run}/"), true);
+        figs.add(
+            "lake cp -r 1,000 × 64 KiB -j 4",
+            "files/s",
+            load::as_f64(FILES) / secs,
+        );
+        let secs = cp(&big, &format!("s3://bench/lake-cp-big/r{run}.bin"), false);
+        figs.add(
+            "lake cp 1 GiB",
+            "MB/s",
+            load::as_f64(mib << 20) / secs / 1e6,
+        );
+    }
 }
 
 /// Registers distinct `fill.*` names until catalogd holds `target` datasets.
@@ -470,6 +531,7 @@ fn main() {
             storaged.memory_mib().1,
         );
     }
+    lake_cli(&work, &storaged_url, runs, args.large_object_mib, &mut figs);
     catalogd.stop(Duration::from_secs(20));
     let mut storaged = storaged;
     storaged.stop(Duration::from_secs(20));

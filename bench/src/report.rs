@@ -128,6 +128,18 @@ fn targets(stats: &[Stat]) -> Vec<Value> {
         0.7,
     );
     ratio(
+        "lake cp -r 1,000 × 64 KiB ≥ 0.8 × storaged PUT 64 KiB c=4",
+        m("lake cp -r 1,000 × 64 KiB -j 4"),
+        m("storaged PUT 64 KiB c=4"),
+        0.8,
+    );
+    ratio(
+        "lake cp 1 GiB ≥ 0.8 × storaged PUT 1 GiB",
+        m("lake cp 1 GiB"),
+        m("storaged PUT 1 GiB"),
+        0.8,
+    );
+    ratio(
         "storaged PUT 1 GiB ≥ 0.7 × disk sequential write",
         m("storaged PUT 1 GiB"),
         m("ceiling disk sequential write 1 GiB + fsync"),
