@@ -214,21 +214,39 @@ fn lake_cli(work: &std::path::Path, storaged_url: &str, runs: usize, mib: u64, f
             f.write_all(&chunk).expect("big file");
         }
     }
-    let cp = |src: &std::path::Path, dst: &str, recursive: bool| -> f64 {
+    // Seconds, and the peak RSS (VmHWM, sampled until the process exits) in MiB.
+    let cp = |src: &std::path::Path, dst: &str, recursive: bool| -> (f64, f64) {
         let mut cmd = std::process::Command::new(&lake);
         cmd.arg("cp").arg("--quiet");
         if recursive {
             cmd.args(["-r", "-j", "4"]);
         }
         let t = Instant::now();
-        let status = cmd
+        let mut child = cmd
             .arg(src)
             .arg(dst)
             .env("LAKE_STORAGED_URL", storaged_url)
-            .status()
+            .spawn()
             .expect("running lake");
+        let status_file = format!("/proc/{}/status", child.id());
+        let mut peak_kib = 0_u64;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for lake") {
+                break status;
+            }
+            if let Ok(text) = std::fs::read_to_string(&status_file) {
+                if let Some(kib) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak_kib = peak_kib.max(kib);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         assert!(status.success(), "lake cp {} failed", src.display());
-        t.elapsed().as_secs_f64()
+        (t.elapsed().as_secs_f64(), load::as_f64(peak_kib) / 1024.0)
     };
     for run in 0..runs {
         let s = load::run(
@@ -237,18 +255,19 @@ fn lake_cli(work: &std::path::Path, storaged_url: &str, runs: usize, mib: u64, f
             &puts_of(storaged_url, &format!("bench/put64k/r{run}"), 64 << 10),
         );
         figs.add("storaged PUT 64 KiB c=4", "req/s", s.rate());
-        let secs = cp(&small, &format!("s3://bench/lake-cp/r{run}/"), true);
+        let (secs, _) = cp(&small, &format!("s3://bench/lake-cp/r{run}/"), true);
         figs.add(
             "lake cp -r 1,000 × 64 KiB -j 4",
             "files/s",
             load::as_f64(FILES) / secs,
         );
-        let secs = cp(&big, &format!("s3://bench/lake-cp-big/r{run}.bin"), false);
+        let (secs, rss) = cp(&big, &format!("s3://bench/lake-cp-big/r{run}.bin"), false);
         figs.add(
             "lake cp 1 GiB",
             "MB/s",
             load::as_f64(mib << 20) / secs / 1e6,
         );
+        figs.add("lake cp 1 GiB: lake peak RSS (VmHWM)", "MiB", rss);
     }
 }
 

@@ -1,6 +1,7 @@
 //! `GET /v1/objects`: sorted, paginated listing.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use manifest_codec::ObjectKey;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Access;
@@ -39,12 +40,15 @@ struct ListResponse<'a> {
     next_continuation_token: Option<String>,
 }
 
-/// A continuation token names the last key or common prefix returned: UTF-8 of at most
-/// 1024 bytes (a common prefix is not a valid key: it ends with the delimiter).
+/// A continuation token names the last key or common prefix returned: a key, or a prefix
+/// of one (a common prefix such as `lake/orders/` is not itself a valid key).
 fn decode_token(token: &str) -> Result<String, Error> {
+    let prefix_of_a_key = |s: &String| {
+        !s.is_empty() && (ObjectKey::parse(s).is_ok() || ObjectKey::parse(&format!("{s}x")).is_ok())
+    };
     service_kit::decode_page_token(token)
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|s| !s.is_empty() && s.len() <= manifest_codec::key::MAX_KEY_LEN)
+        .filter(prefix_of_a_key)
         .ok_or_else(|| {
             Error::InvalidRequest("continuation_token is not one this server issued".into())
         })
@@ -158,7 +162,11 @@ mod tests {
             decode_token(&service_kit::encode_page_token(key)).unwrap(),
             key
         );
-        for garbage in ["zz", "abc", "", "\u{e9}\u{e9}", "c0af"] {
+        assert_eq!(
+            decode_token(&service_kit::encode_page_token("lake/orders/")).unwrap(),
+            "lake/orders/"
+        );
+        for garbage in ["zz", "abc", "", "2f61", "2f", "\u{e9}\u{e9}", "c0af"] {
             assert!(decode_token(garbage).is_err(), "{garbage:?}");
         }
     }
