@@ -165,24 +165,12 @@ fn list_all(storaged: &str, prefix: &str) -> u64 {
 
 /// PUT then GET one object of `mib` MiB, streamed; returns MB/s of each.
 fn large_object(storaged: &str, key: &str, mib: u64) -> (f64, f64) {
+    let put = put_large(storaged, key, mib);
     let url = format!("{storaged}/v1/objects/{key}");
-    block_on(move || async move {
+    let get = block_on(move || async move {
         let client = awc::Client::builder()
             .timeout(Duration::from_secs(600))
             .finish();
-        let chunk = Bytes::from(vec![0x77_u8; 1 << 20]);
-        let stream = futures_util::stream::iter(
-            (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-        );
-        let t = Instant::now();
-        let res = client
-            .put(&url)
-            .insert_header(("content-length", (mib << 20).to_string()))
-            .send_stream(stream)
-            .await
-            .expect("PUT large");
-        assert!(res.status().is_success(), "PUT large: {}", res.status());
-        let put = load::as_f64(mib << 20) / t.elapsed().as_secs_f64() / 1e6;
         let t = Instant::now();
         let mut res = client.get(&url).send().await.expect("GET large");
         let mut bytes = 0u64;
@@ -190,9 +178,9 @@ fn large_object(storaged: &str, key: &str, mib: u64) -> (f64, f64) {
             bytes += c.expect("GET large body").len() as u64;
         }
         assert_eq!(bytes, mib << 20);
-        let get = load::as_f64(bytes) / t.elapsed().as_secs_f64() / 1e6;
-        (put, get)
-    })
+        load::as_f64(bytes) / t.elapsed().as_secs_f64() / 1e6
+    });
+    (put, get)
 }
 
 /// `lake cp` beside storaged's own PUT rate for the same sizes and concurrency: 1,000
@@ -248,27 +236,80 @@ fn lake_cli(work: &std::path::Path, storaged_url: &str, runs: usize, mib: u64, f
         assert!(status.success(), "lake cp {} failed", src.display());
         (t.elapsed().as_secs_f64(), load::as_f64(peak_kib) / 1024.0)
     };
+    // Each pair is measured back to back from a synced disk, the order alternating per
+    // run, so writeback left by one side does not slow the other.
+    let sync = || {
+        let _ = std::process::Command::new("sync").status();
+    };
     for run in 0..runs {
-        let s = load::run(
-            4,
-            Stop::Requests(FILES),
-            &puts_of(storaged_url, &format!("bench/put64k/r{run}"), 64 << 10),
-        );
-        figs.add("storaged PUT 64 KiB c=4", "req/s", s.rate());
-        let (secs, _) = cp(&small, &format!("s3://bench/lake-cp/r{run}/"), true);
-        figs.add(
-            "lake cp -r 1,000 × 64 KiB -j 4",
-            "files/s",
-            load::as_f64(FILES) / secs,
-        );
-        let (secs, rss) = cp(&big, &format!("s3://bench/lake-cp-big/r{run}.bin"), false);
-        figs.add(
-            "lake cp 1 GiB",
-            "MB/s",
-            load::as_f64(mib << 20) / secs / 1e6,
-        );
-        figs.add("lake cp 1 GiB: lake peak RSS (VmHWM)", "MiB", rss);
+        let storaged_small = |figs: &mut Figures| {
+            sync();
+            let s = load::run(
+                4,
+                Stop::Requests(FILES),
+                &puts_of(storaged_url, &format!("bench/put64k/r{run}"), 64 << 10),
+            );
+            figs.add("storaged PUT 64 KiB c=4", "req/s", s.rate());
+        };
+        let lake_small = |figs: &mut Figures| {
+            sync();
+            let (secs, _) = cp(&small, &format!("s3://bench/lake-cp/r{run}/"), true);
+            figs.add(
+                "lake cp -r 1,000 × 64 KiB -j 4",
+                "files/s",
+                load::as_f64(FILES) / secs,
+            );
+        };
+        let storaged_big = |figs: &mut Figures| {
+            sync();
+            let mbps = put_large(storaged_url, &format!("bench/beside-lake/{run}"), mib);
+            figs.add("storaged PUT 1 GiB (beside lake cp)", "MB/s", mbps);
+        };
+        let lake_big = |figs: &mut Figures| {
+            sync();
+            let (secs, rss) = cp(&big, &format!("s3://bench/lake-cp-big/r{run}.bin"), false);
+            figs.add(
+                "lake cp 1 GiB",
+                "MB/s",
+                load::as_f64(mib << 20) / secs / 1e6,
+            );
+            figs.add("lake cp 1 GiB: lake peak RSS (VmHWM)", "MiB", rss);
+        };
+        if run % 2 == 0 {
+            storaged_small(figs);
+            lake_small(figs);
+            storaged_big(figs);
+            lake_big(figs);
+        } else {
+            lake_small(figs);
+            storaged_small(figs);
+            lake_big(figs);
+            storaged_big(figs);
+        }
     }
+}
+
+/// PUT one object of `mib` MiB streamed from memory; MB/s.
+fn put_large(storaged: &str, key: &str, mib: u64) -> f64 {
+    let url = format!("{storaged}/v1/objects/{key}");
+    block_on(move || async move {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .finish();
+        let chunk = Bytes::from(vec![0x77_u8; 1 << 20]);
+        let stream = futures_util::stream::iter(
+            (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        );
+        let t = Instant::now();
+        let res = client
+            .put(&url)
+            .insert_header(("content-length", (mib << 20).to_string()))
+            .send_stream(stream)
+            .await
+            .expect("PUT large");
+        assert!(res.status().is_success(), "PUT large: {}", res.status());
+        load::as_f64(mib << 20) / t.elapsed().as_secs_f64() / 1e6
+    })
 }
 
 /// Registers distinct `fill.*` names until catalogd holds `target` datasets.

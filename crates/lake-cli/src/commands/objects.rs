@@ -17,7 +17,7 @@ use crate::path::{check_bucket, is_remote, RemotePath};
 use crate::Ctx;
 
 /// Read and write buffer of a transfer.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1024 * 1024;
 
 fn object_row(o: &ListedObject, long: bool) -> (serde_json::Value, Vec<String>) {
     let path = RemotePath::from_native(&o.key).to_string();
@@ -447,8 +447,9 @@ async fn run_transfer(
                 .await
                 .map_err(|e| LakeError::io(from.display(), e))?;
             let bar = bar.clone();
+            let capacity = usize::try_from(*size).unwrap_or(CHUNK).clamp(4096, CHUNK);
             let body =
-                tokio_util::io::ReaderStream::with_capacity(file, CHUNK).inspect_ok(move |c| {
+                tokio_util::io::ReaderStream::with_capacity(file, capacity).inspect_ok(move |c| {
                     bar.inc(c.len() as u64);
                 });
             ctx.storaged
