@@ -47,6 +47,9 @@ struct Args {
     /// Size of the large object, in MiB.
     #[arg(long, default_value_t = 1024)]
     large_object_mib: u64,
+    /// Only the `lake cp` figures (and storaged's PUTs beside them).
+    #[arg(long)]
+    lake_only: bool,
     #[arg(long)]
     storaged_bin: Option<PathBuf>,
     #[arg(long)]
@@ -424,6 +427,31 @@ fn main() {
         "work directory {}; {runs} runs of every figure",
         work.display()
     );
+
+    if args.lake_only {
+        let mut storaged = Launch::storaged(&work.join("storaged"), free_port())
+            .program(&storaged_bin)
+            .env("RUST_LOG", "warn")
+            .log_dir(&work)
+            .spawn();
+        storaged.wait_ready_blocking(Duration::from_secs(600));
+        lake_cli(
+            &work,
+            &storaged.url(),
+            runs,
+            args.large_object_mib,
+            &mut figs,
+        );
+        storaged.stop(Duration::from_secs(20));
+        let results = figs.finish();
+        report::print_and_save(
+            &results,
+            &args.dir.join("results-lake.json"),
+            &args.baseline,
+        );
+        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        return;
+    }
 
     // -- ceilings --------------------------------------------------------------------
     for run in 0..runs {

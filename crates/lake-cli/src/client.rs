@@ -339,6 +339,22 @@ impl Storaged {
         }
     }
 
+    /// Stores `body` under `key` (small objects, sent in one piece).
+    pub async fn put_bytes(&self, key: &str, body: Bytes) -> Result<()> {
+        let res = self
+            .0
+            .send(
+                self.0.request(Method::PUT, &Self::object_path(key)),
+                Some(body),
+            )
+            .await?;
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.0.error(res).await)
+        }
+    }
+
     /// Removes `key`.
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.0.delete(&Self::object_path(key)).await

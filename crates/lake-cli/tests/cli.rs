@@ -13,16 +13,7 @@ use testkit::{free_port, Launch, Proc};
 const READY: Duration = Duration::from_secs(60);
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("INTEROP_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        venv.try_exists().unwrap_or(false),
-        "the lake CLI tests need {} with pyarrow: run `make venv`",
-        venv.display()
-    );
-    venv
+    testkit::venv_python()
 }
 
 /// Runs `tests/data/write_tree.py MODE TARGET`.

@@ -12,17 +12,7 @@ use manifest_codec::{
 use serde_json::{json, Value};
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("INTEROP_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        venv.try_exists().unwrap_or(false),
-        "the pyarrow interop test needs {}: run `make venv` (or set INTEROP_PYTHON to a \
-         python that has pyarrow)",
-        venv.display()
-    );
-    venv
+    testkit::venv_python()
 }
 
 fn read_with_pyarrow(manifest: &Manifest) -> Value {

@@ -52,3 +52,19 @@ fn build_services(profile_dir: &Path) {
         assert!(status.success(), "building storaged and catalogd failed");
     });
 }
+
+/// The project venv's Python (`make venv`: pyarrow, DuckDB, schemathesis), or
+/// `INTEROP_PYTHON`. A missing interpreter fails the test that needs it, never skips it.
+pub fn venv_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("INTEROP_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        venv.try_exists().unwrap_or(false),
+        "this test needs {} (pyarrow, DuckDB): run `make venv`, or set INTEROP_PYTHON to a \
+         python that has them",
+        venv.display()
+    );
+    venv
+}

@@ -14,7 +14,7 @@ mod client;
 pub mod lake;
 mod process;
 
-pub use bins::{bin, catalogd_bin, storaged_bin};
+pub use bins::{bin, catalogd_bin, storaged_bin, venv_python};
 pub use client::{Api, Reply};
 pub use process::{free_port, storaged_and_catalogd, unique, Launch, Proc};
 

@@ -19,6 +19,9 @@ use crate::Ctx;
 /// Read and write buffer of a transfer.
 const CHUNK: usize = 1024 * 1024;
 
+/// Files up to this size are read whole and sent in one body; larger ones stream.
+const WHOLE_READ: u64 = 1024 * 1024;
+
 fn object_row(o: &ListedObject, long: bool) -> (serde_json::Value, Vec<String>) {
     let path = RemotePath::from_native(&o.key).to_string();
     let json = json!({
@@ -442,6 +445,21 @@ async fn run_transfer(
                         return Ok(true);
                     }
                 }
+            }
+            if *size <= WHOLE_READ {
+                // Small files in one read: no blocking-pool round trips per file.
+                let data = std::fs::read(from).map_err(|e| LakeError::io(from.display(), e))?;
+                if data.len() as u64 != *size {
+                    return Err(LakeError::Invalid(format!(
+                        "{} changed size while being copied",
+                        from.display()
+                    )));
+                }
+                ctx.storaged
+                    .put_bytes(&to.native(), Bytes::from(data))
+                    .await?;
+                bar.inc(*size);
+                return Ok(false);
             }
             let file = tokio::fs::File::open(from)
                 .await
