@@ -3,43 +3,13 @@
 //! against the HTTPS stack; catalogd given the wrong CA never becomes ready and says why;
 //! a certificate replaced on disk is served after SIGHUP.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use testkit::lake::{manifest_key_of, register_body};
+use testkit::pki::{pki, Pki};
 use testkit::{free_port, Api, Launch, Proc};
-
-/// A CA (its PEM certificate in `<dir>/<name>-ca.pem`) and a server certificate for
-/// 127.0.0.1 and localhost signed by it (`<name>-cert.pem`, `<name>-key.pem`).
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn pki(dir: &Path, name: &str) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} test ca"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    let out = Pki {
-        ca: dir.join(format!("{name}-ca.pem")),
-        cert: dir.join(format!("{name}-cert.pem")),
-        key: dir.join(format!("{name}-key.pem")),
-    };
-    std::fs::write(&out.ca, ca.pem()).unwrap();
-    std::fs::write(&out.cert, cert.pem()).unwrap();
-    std::fs::write(&out.key, key.serialize_pem()).unwrap();
-    out
-}
 
 fn with_tls(launch: Launch, pki: &Pki) -> Launch {
     launch

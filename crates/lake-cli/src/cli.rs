@@ -32,6 +32,9 @@ pub struct Global {
     /// File holding catalogd's bearer token [or env: LAKE_CATALOGD_TOKEN]
     #[arg(long, global = true, value_name = "FILE")]
     pub catalogd_token_file: Option<PathBuf>,
+    /// PEM CA certificates to trust for https:// services (a private CA) [env: LAKE_CA_FILE]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Config file (TOML, the same keys) [default: $XDG_CONFIG_HOME/lake/config.toml]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,

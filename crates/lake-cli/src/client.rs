@@ -2,6 +2,7 @@
 //! catalogd's dataset API. Errors carry the server's own message.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use awc::http::{header, Method, StatusCode};
@@ -55,13 +56,22 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// A client for `name` at `base`. Transfers have no overall deadline (a 2 GiB upload
-    /// takes what it takes); connecting does.
-    pub fn new(name: &'static str, base: &str, token: Option<String>) -> Self {
+    /// A client for `name` at `base` (speaking TLS with `tls` for `https://`). Transfers
+    /// have no overall deadline (a 2 GiB upload takes what it takes); connecting does.
+    pub fn new(
+        name: &'static str,
+        base: &str,
+        token: Option<String>,
+        tls: Option<Arc<service_kit::tls::ClientConfig>>,
+    ) -> Self {
+        let mut connector = awc::Connector::new().timeout(Duration::from_secs(10));
+        if let Some(tls) = tls {
+            connector = connector.rustls_0_23(tls);
+        }
         let client = awc::Client::builder()
             .disable_timeout()
             .disable_redirects()
-            .connector(awc::Connector::new().timeout(Duration::from_secs(10)))
+            .connector(connector)
             .finish();
         Self {
             name,

@@ -23,6 +23,7 @@ pub struct FileConfig {
     storaged_token_file: Option<PathBuf>,
     catalogd_token: Option<String>,
     catalogd_token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
 }
 
 /// What the command line said about the connection.
@@ -33,6 +34,7 @@ pub struct ConnectionFlags {
     pub catalogd: Option<String>,
     pub storaged_token_file: Option<PathBuf>,
     pub catalogd_token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The resolved connection settings.
@@ -42,6 +44,8 @@ pub struct Settings {
     pub catalogd_url: String,
     pub storaged_token: Option<String>,
     pub catalogd_token: Option<String>,
+    /// CA certificates for `https://` services; the public web roots without one.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The default config file: `$XDG_CONFIG_HOME/lake/config.toml`, else
@@ -129,7 +133,13 @@ impl Settings {
             }
             file_path.as_deref().map(read_token).transpose()
         };
+        let ca_file = flags
+            .ca_file
+            .clone()
+            .or_else(|| var("LAKE_CA_FILE").map(PathBuf::from))
+            .or(file.ca_file);
         Ok(Self {
+            ca_file,
             storaged_url: check_url("storaged URL", &storaged_url)?,
             catalogd_url: check_url("catalogd URL", &catalogd_url)?,
             storaged_token: token(
@@ -195,6 +205,16 @@ mod tests {
         let s = Settings::resolve(&flags, &env, file()).unwrap();
         assert_eq!(s.storaged_url, "http://flag:1");
         assert_eq!(s.storaged_token.as_deref(), Some("flag-token"));
+
+        let with_ca = FileConfig {
+            ca_file: Some("/file/ca.pem".into()),
+            ..FileConfig::default()
+        };
+        let s = Settings::resolve(&none, &env, with_ca).unwrap();
+        assert_eq!(s.ca_file, Some(PathBuf::from("/file/ca.pem")));
+        env.insert("LAKE_CA_FILE".into(), "/env/ca.pem".into());
+        let s = Settings::resolve(&none, &env, FileConfig::default()).unwrap();
+        assert_eq!(s.ca_file, Some(PathBuf::from("/env/ca.pem")));
     }
 
     #[test]

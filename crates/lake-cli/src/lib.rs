@@ -40,19 +40,30 @@ pub fn run(cli: Cli) -> ExitCode {
         catalogd: cli.global.catalogd.clone(),
         storaged_token_file: cli.global.storaged_token_file.clone(),
         catalogd_token_file: cli.global.catalogd_token_file.clone(),
+        ca_file: cli.global.ca_file.clone(),
     };
     let out = Output::new(cli.global.json, cli.global.quiet);
     let result = Settings::load(&flags, &env).and_then(|settings| {
+        let https = [&settings.storaged_url, &settings.catalogd_url]
+            .iter()
+            .any(|u| u.starts_with("https://"));
+        let tls = https
+            .then(|| service_kit::tls::client_config(settings.ca_file.as_deref()))
+            .transpose()
+            .map_err(|e| error::LakeError::Usage(format!("TLS: {e}")))?
+            .map(std::sync::Arc::new);
         let ctx = Ctx {
             storaged: Storaged(Service::new(
                 "storaged",
                 &settings.storaged_url,
                 settings.storaged_token.clone(),
+                tls.clone(),
             )),
             catalogd: Catalogd(Service::new(
                 "catalogd",
                 &settings.catalogd_url,
                 settings.catalogd_token.clone(),
+                tls,
             )),
             settings,
             out,

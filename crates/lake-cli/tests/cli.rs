@@ -643,3 +643,50 @@ fn a_progress_bar_on_a_terminal_and_none_when_piped_or_quiet() {
     assert!(!piped.stderr.contains("MiB/"), "{}", piped.stderr);
     assert!(piped.stderr.contains("copied 1 file ("), "{}", piped.stderr);
 }
+
+#[test]
+fn https_services_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = testkit::pki::pki(dir.path(), "lake");
+    let tls = |launch: Launch| {
+        launch
+            .env("STORAGED_TLS_CERT_FILE", &pki.cert)
+            .env("STORAGED_TLS_KEY_FILE", &pki.key)
+            .env("CATALOGD_TLS_CERT_FILE", &pki.cert)
+            .env("CATALOGD_TLS_KEY_FILE", &pki.key)
+            .https(&pki.ca)
+            .log_dir(dir.path())
+    };
+    // Readiness over HTTPS: the async wait (its client trusts the CA), not the plain probe.
+    let storaged = tls(Launch::storaged(&dir.path().join("data"), free_port())).spawn();
+    actix_rt::System::new().block_on(storaged.wait_ready());
+    let catalogd = tls(Launch::catalogd(&storaged.url(), free_port()))
+        .env("CATALOGD_STORAGED_CA_FILE", &pki.ca)
+        .spawn();
+    actix_rt::System::new().block_on(catalogd.wait_ready());
+    assert!(storaged.url().starts_with("https://"));
+    let stack = Stack {
+        storaged,
+        catalogd,
+        dir,
+    };
+    write_parquet("tree", &stack.path("src"));
+    let ca = pki.ca.to_string_lossy().into_owned();
+
+    // Without the CA the certificate is refused: a failure (1) that says so.
+    let refused = stack.lake(&["ls", "s3://lake/"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("storaged at https://"),
+        "{}",
+        refused.stderr
+    );
+
+    stack
+        .lake(&["--ca-file", &ca, "cp", "-r", "src", "s3://lake/tls/"])
+        .ok();
+    let mut cmd = stack.command(&["register", "tls.orders", "s3://lake/tls/"]);
+    cmd.env("LAKE_CA_FILE", &ca);
+    let reg = Run::from(&cmd.output().unwrap()).ok();
+    assert!(reg.stdout.contains("42 rows"), "{}", reg.stdout);
+}

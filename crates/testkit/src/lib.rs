@@ -12,6 +12,7 @@
 mod bins;
 mod client;
 pub mod lake;
+pub mod pki;
 mod process;
 
 pub use bins::{bin, catalogd_bin, storaged_bin, venv_python};
