@@ -9,6 +9,8 @@
 //! freshly deleted ones is 10–40× slower for a while.
 
 mod ceiling;
+mod lake;
+mod large;
 mod load;
 mod report;
 
@@ -19,7 +21,6 @@ use std::time::{Duration, Instant};
 use awc::http::Method;
 use bytes::Bytes;
 use clap::Parser;
-use futures_util::StreamExt;
 
 use load::{MakeReq, Req, Stop};
 use manifest_codec::layout::{CHECKPOINT_KEY, MANIFEST_PREFIX};
@@ -166,155 +167,6 @@ fn list_all(storaged: &str, prefix: &str) -> u64 {
     })
 }
 
-/// PUT then GET one object of `mib` MiB, streamed; returns MB/s of each.
-fn large_object(storaged: &str, key: &str, mib: u64) -> (f64, f64) {
-    let put = put_large(storaged, key, mib);
-    let url = format!("{storaged}/v1/objects/{key}");
-    let get = block_on(move || async move {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(600))
-            .finish();
-        let t = Instant::now();
-        let mut res = client.get(&url).send().await.expect("GET large");
-        let mut bytes = 0u64;
-        while let Some(c) = res.next().await {
-            bytes += c.expect("GET large body").len() as u64;
-        }
-        assert_eq!(bytes, mib << 20);
-        load::as_f64(bytes) / t.elapsed().as_secs_f64() / 1e6
-    });
-    (put, get)
-}
-
-/// `lake cp` beside storaged's own PUT rate for the same sizes and concurrency: 1,000
-/// files of 64 KiB (`-j 4` against 4 concurrent PUTs) and one large file.
-fn lake_cli(work: &std::path::Path, storaged_url: &str, runs: usize, mib: u64, figs: &mut Figures) {
-    const FILES: u64 = 1_000;
-    let lake = testkit::bin("lake");
-    let small = work.join("lake-cp/small");
-    std::fs::create_dir_all(&small).expect("lake-cp dir");
-    for i in 0..FILES {
-        std::fs::write(small.join(format!("f{i:04}.bin")), vec![0x5a_u8; 64 << 10]).expect("file");
-    }
-    let big = work.join("lake-cp/big.bin");
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&big).expect("big file");
-        let chunk = vec![0x77_u8; 1 << 20];
-        for _ in 0..mib {
-            f.write_all(&chunk).expect("big file");
-        }
-    }
-    // Seconds, and the peak RSS (VmHWM, sampled until the process exits) in MiB.
-    let cp = |src: &std::path::Path, dst: &str, recursive: bool| -> (f64, f64) {
-        let mut cmd = std::process::Command::new(&lake);
-        cmd.arg("cp").arg("--quiet");
-        if recursive {
-            cmd.args(["-r", "-j", "4"]);
-        }
-        let t = Instant::now();
-        let mut child = cmd
-            .arg(src)
-            .arg(dst)
-            .env("LAKE_STORAGED_URL", storaged_url)
-            .spawn()
-            .expect("running lake");
-        let status_file = format!("/proc/{}/status", child.id());
-        let mut peak_kib = 0_u64;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for lake") {
-                break status;
-            }
-            if let Ok(text) = std::fs::read_to_string(&status_file) {
-                if let Some(kib) = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                {
-                    peak_kib = peak_kib.max(kib);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        assert!(status.success(), "lake cp {} failed", src.display());
-        (t.elapsed().as_secs_f64(), load::as_f64(peak_kib) / 1024.0)
-    };
-    // Each pair is measured back to back from a synced disk, the order alternating per
-    // run, so writeback left by one side does not slow the other.
-    let sync = || {
-        let _ = std::process::Command::new("sync").status();
-    };
-    for run in 0..runs {
-        let storaged_small = |figs: &mut Figures| {
-            sync();
-            let s = load::run(
-                4,
-                Stop::Requests(FILES),
-                &puts_of(storaged_url, &format!("bench/put64k/r{run}"), 64 << 10),
-            );
-            figs.add("storaged PUT 64 KiB c=4", "req/s", s.rate());
-        };
-        let lake_small = |figs: &mut Figures| {
-            sync();
-            let (secs, _) = cp(&small, &format!("s3://bench/lake-cp/r{run}/"), true);
-            figs.add(
-                "lake cp -r 1,000 × 64 KiB -j 4",
-                "files/s",
-                load::as_f64(FILES) / secs,
-            );
-        };
-        let storaged_big = |figs: &mut Figures| {
-            sync();
-            let mbps = put_large(storaged_url, &format!("bench/beside-lake/{run}"), mib);
-            figs.add("storaged PUT 1 GiB (beside lake cp)", "MB/s", mbps);
-        };
-        let lake_big = |figs: &mut Figures| {
-            sync();
-            let (secs, rss) = cp(&big, &format!("s3://bench/lake-cp-big/r{run}.bin"), false);
-            figs.add(
-                "lake cp 1 GiB",
-                "MB/s",
-                load::as_f64(mib << 20) / secs / 1e6,
-            );
-            figs.add("lake cp 1 GiB: lake peak RSS (VmHWM)", "MiB", rss);
-        };
-        if run % 2 == 0 {
-            storaged_small(figs);
-            lake_small(figs);
-            storaged_big(figs);
-            lake_big(figs);
-        } else {
-            lake_small(figs);
-            storaged_small(figs);
-            lake_big(figs);
-            storaged_big(figs);
-        }
-    }
-}
-
-/// PUT one object of `mib` MiB streamed from memory; MB/s.
-fn put_large(storaged: &str, key: &str, mib: u64) -> f64 {
-    let url = format!("{storaged}/v1/objects/{key}");
-    block_on(move || async move {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(600))
-            .finish();
-        let chunk = Bytes::from(vec![0x77_u8; 1 << 20]);
-        let stream = futures_util::stream::iter(
-            (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-        );
-        let t = Instant::now();
-        let res = client
-            .put(&url)
-            .insert_header(("content-length", (mib << 20).to_string()))
-            .send_stream(stream)
-            .await
-            .expect("PUT large");
-        assert!(res.status().is_success(), "PUT large: {}", res.status());
-        load::as_f64(mib << 20) / t.elapsed().as_secs_f64() / 1e6
-    })
-}
-
 /// Registers distinct `fill.*` names until catalogd holds `target` datasets.
 fn fill_to(catalogd: &Proc, target: u64) {
     let have = datasets_in(catalogd);
@@ -435,7 +287,7 @@ fn main() {
             .log_dir(&work)
             .spawn();
         storaged.wait_ready_blocking(Duration::from_secs(600));
-        lake_cli(
+        lake::lake_cli(
             &work,
             &storaged.url(),
             runs,
@@ -606,7 +458,7 @@ fn main() {
         );
     }
     for run in 0..runs {
-        let (put, get) = large_object(
+        let (put, get) = large::large_object(
             &storaged_url,
             &format!("bench/large/{run}"),
             args.large_object_mib,
@@ -619,7 +471,7 @@ fn main() {
             storaged.memory_mib().1,
         );
     }
-    lake_cli(&work, &storaged_url, runs, args.large_object_mib, &mut figs);
+    lake::lake_cli(&work, &storaged_url, runs, args.large_object_mib, &mut figs);
     catalogd.stop(Duration::from_secs(20));
     let mut storaged = storaged;
     storaged.stop(Duration::from_secs(20));

@@ -12,12 +12,7 @@ use testkit::pki::{pki, Pki};
 use testkit::{free_port, Api, Launch, Proc};
 
 fn with_tls(launch: Launch, pki: &Pki) -> Launch {
-    launch
-        .env("STORAGED_TLS_CERT_FILE", &pki.cert)
-        .env("STORAGED_TLS_KEY_FILE", &pki.key)
-        .env("CATALOGD_TLS_CERT_FILE", &pki.cert)
-        .env("CATALOGD_TLS_KEY_FILE", &pki.key)
-        .https(&pki.ca)
+    pki.serve(launch)
 }
 
 async fn https_stack(dir: &Path, pki: &Pki) -> (Proc, Proc) {

@@ -648,15 +648,7 @@ fn a_progress_bar_on_a_terminal_and_none_when_piped_or_quiet() {
 fn https_services_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = testkit::pki::pki(dir.path(), "lake");
-    let tls = |launch: Launch| {
-        launch
-            .env("STORAGED_TLS_CERT_FILE", &pki.cert)
-            .env("STORAGED_TLS_KEY_FILE", &pki.key)
-            .env("CATALOGD_TLS_CERT_FILE", &pki.cert)
-            .env("CATALOGD_TLS_KEY_FILE", &pki.key)
-            .https(&pki.ca)
-            .log_dir(dir.path())
-    };
+    let tls = |launch: Launch| pki.serve(launch).log_dir(dir.path());
     // Readiness over HTTPS: the async wait (its client trusts the CA), not the plain probe.
     let storaged = tls(Launch::storaged(&dir.path().join("data"), free_port())).spawn();
     actix_rt::System::new().block_on(storaged.wait_ready());

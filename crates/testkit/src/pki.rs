@@ -34,3 +34,16 @@ pub fn pki(dir: &Path, name: &str) -> Pki {
     std::fs::write(&out.key, key.serialize_pem()).unwrap();
     out
 }
+
+impl Pki {
+    /// `launch` serving HTTPS with this PKI's certificate (whichever service it is), and
+    /// trusting its CA for readiness and [`crate::Proc::api`].
+    pub fn serve(&self, launch: crate::Launch) -> crate::Launch {
+        launch
+            .env("STORAGED_TLS_CERT_FILE", &self.cert)
+            .env("STORAGED_TLS_KEY_FILE", &self.key)
+            .env("CATALOGD_TLS_CERT_FILE", &self.cert)
+            .env("CATALOGD_TLS_KEY_FILE", &self.key)
+            .https(&self.ca)
+    }
+}

@@ -21,6 +21,7 @@ mod body;
 mod datasets;
 mod health;
 mod history;
+mod register;
 
 /// What every worker shares.
 #[derive(Debug)]
@@ -69,7 +70,7 @@ service_kit::route_table! {
     "/metrics" => { get: health::metrics },
     "/openapi.json" => { get: health::openapi },
     "/v1/changes" => { get: history::changes },
-    "/v1/datasets" => { post: datasets::register, get: datasets::list },
+    "/v1/datasets" => { post: register::register, get: datasets::list },
     "/v1/datasets/{name}/manifest.parquet" => { get: datasets::manifest_parquet },
     "/v1/datasets/{name}/versions" => { get: history::versions, delete: history::expire },
     "/v1/datasets/{name}/versions/{version}" => { get: history::version },

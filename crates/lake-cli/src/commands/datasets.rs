@@ -31,37 +31,49 @@ fn total_size(m: &Value) -> u64 {
         .unwrap_or_default()
 }
 
-/// `lake datasets ls [--prefix P]`.
-pub(crate) async fn ls(ctx: &Ctx, prefix: Option<&str>) -> Result<()> {
-    let mut rows = Vec::new();
+/// Every item of the `field` array of catalogd's paged listing at `path` (a query string
+/// already started), walking `next_page_token`.
+async fn all_pages(ctx: &Ctx, path: &str, field: &str) -> Result<Vec<Value>> {
+    let mut items = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut path = "/v1/datasets?limit=1000".to_owned();
-        if let Some(p) = prefix {
-            path.push_str("&prefix=");
-            path.push_str(&encode_query(p));
+        let page = match &token {
+            Some(t) => format!("{path}&page_token={}", encode_query(t)),
+            None => path.to_owned(),
+        };
+        let mut page = ctx.catalogd.0.get_json(&page).await?;
+        if let Some(found) = page[field].as_array_mut() {
+            items.append(found);
         }
-        if let Some(t) = &token {
-            path.push_str("&page_token=");
-            path.push_str(&encode_query(t));
+        match page["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return Ok(items),
         }
-        let page = ctx.catalogd.0.get_json(&path).await?;
-        for m in page["datasets"].as_array().into_iter().flatten() {
+    }
+}
+
+/// `lake datasets ls [--prefix P]`.
+pub(crate) async fn ls(ctx: &Ctx, prefix: Option<&str>) -> Result<()> {
+    let mut path = "/v1/datasets?limit=1000".to_owned();
+    if let Some(p) = prefix {
+        path.push_str("&prefix=");
+        path.push_str(&encode_query(p));
+    }
+    let rows: Vec<(Value, Vec<String>)> = all_pages(ctx, &path, "datasets")
+        .await?
+        .into_iter()
+        .map(|m| {
             let row = vec![
                 text(&m["name"]),
                 text(&m["version"]),
                 text(&m["row_count"]),
                 m["objects"].as_array().map_or(0, Vec::len).to_string(),
-                human_bytes(total_size(m)),
+                human_bytes(total_size(&m)),
                 text(&m["updated_at"]),
             ];
-            rows.push((m.clone(), row));
-        }
-        match page["next_page_token"].as_str() {
-            Some(t) => token = Some(t.to_owned()),
-            None => break,
-        }
-    }
+            (m, row)
+        })
+        .collect();
     ctx.out.table(
         &["name", "version", "rows", "objects", "size", "updated"],
         &rows,
@@ -116,16 +128,11 @@ pub(crate) async fn show(ctx: &Ctx, name: &str, version: Option<i64>) -> Result<
 /// `lake datasets history NAME`.
 pub(crate) async fn history(ctx: &Ctx, name: &str) -> Result<()> {
     let name = dataset(name)?;
-    let mut rows = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut path = format!("/v1/datasets/{name}/versions?limit=1000");
-        if let Some(t) = &token {
-            path.push_str("&page_token=");
-            path.push_str(&encode_query(t));
-        }
-        let page = ctx.catalogd.0.get_json(&path).await?;
-        for v in page["versions"].as_array().into_iter().flatten() {
+    let path = format!("/v1/datasets/{name}/versions?limit=1000");
+    let rows: Vec<(Value, Vec<String>)> = all_pages(ctx, &path, "versions")
+        .await?
+        .into_iter()
+        .map(|v| {
             let row = vec![
                 text(&v["version"]),
                 text(&v["updated_at"]),
@@ -133,13 +140,9 @@ pub(crate) async fn history(ctx: &Ctx, name: &str) -> Result<()> {
                 text(&v["object_count"]),
                 text(&v["schema_fingerprint"]),
             ];
-            rows.push((v.clone(), row));
-        }
-        match page["next_page_token"].as_str() {
-            Some(t) => token = Some(t.to_owned()),
-            None => break,
-        }
-    }
+            (v, row)
+        })
+        .collect();
     ctx.out.table(
         &["version", "registered", "rows", "objects", "fingerprint"],
         &rows,

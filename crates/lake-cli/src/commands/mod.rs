@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+mod cp;
 mod datasets;
 mod objects;
 mod register;
@@ -22,7 +23,7 @@ pub(crate) async fn dispatch(command: Command, ctx: Ctx) -> Result<()> {
             recursive,
             jobs,
             update,
-        } => objects::cp(&ctx, &src, &dst, recursive, usize::from(jobs), update)
+        } => cp::cp(&ctx, &src, &dst, recursive, usize::from(jobs), update)
             .await
             .map(|_| ()),
         Command::Cat { path } => objects::cat(&ctx, &path).await,

@@ -10,7 +10,7 @@ use manifest_codec::{
 };
 use serde_json::json;
 
-use super::objects;
+use super::cp;
 use crate::client::ListedObject;
 use crate::error::{LakeError, Result};
 use crate::path::{is_remote, RemotePath};
@@ -174,7 +174,7 @@ pub(crate) async fn register(
             return Err(LakeError::Usage(format!("{source} is not a directory")));
         }
         let dir = RemotePath::from_native(&target.native_dir());
-        objects::cp(ctx, source, &dir.to_string(), true, jobs, true).await?;
+        cp::cp(ctx, source, &dir.to_string(), true, jobs, true).await?;
         dir
     };
     let listed: Vec<ListedObject> = ctx
