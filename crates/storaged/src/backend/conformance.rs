@@ -10,14 +10,14 @@ use super::{Backend, Body, BodyError, Condition, ETag, StorageError as Error};
 /// A body that yields `data` in one chunk.
 pub fn body(data: impl Into<Bytes>) -> Body {
     let data = data.into();
-    futures_util::stream::once(async move { Ok(data) }).boxed_local()
+    futures_util::stream::once(async move { Ok(data) }).boxed()
 }
 
 /// A body that yields `data` and then fails.
 pub fn failing_body(data: impl Into<Bytes>) -> Body {
     let data = data.into();
     futures_util::stream::iter([Ok(data), Err(BodyError::Aborted("client went away".into()))])
-        .boxed_local()
+        .boxed()
 }
 
 fn key(k: &str) -> ObjectKey {

@@ -46,7 +46,7 @@ fn check(objects: &Objects, key: &ObjectKey, condition: Condition) -> Result<(),
     check_condition(key, condition, objects.get(key).map(|(m, _)| m.etag))
 }
 
-#[async_trait(?Send)]
+#[async_trait]
 impl Backend for Memory {
     async fn put(
         &self,

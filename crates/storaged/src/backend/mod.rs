@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::stream::LocalBoxStream;
+use futures_util::stream::BoxStream;
 use manifest_codec::ObjectKey;
 
 #[cfg(test)]
@@ -69,10 +69,10 @@ pub struct PutOutcome {
 }
 
 /// An upload body: chunks until the end, or the first error.
-pub type Body = LocalBoxStream<'static, Result<Bytes, BodyError>>;
+pub type Body = BoxStream<'static, Result<Bytes, BodyError>>;
 
 /// A download: chunks of the requested range.
-pub type ByteStream = LocalBoxStream<'static, Result<Bytes, std::io::Error>>;
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// The content of one opened version of an object. Each backend implements it its own
 /// way (LocalFs reads ahead from the open file; Memory slices its bytes).
@@ -116,7 +116,7 @@ impl Content for InMemory {
             .unwrap_or(bytes.len())
             .min(bytes.len());
         let slice = bytes.slice(start..end);
-        futures_util::stream::once(async move { Ok(slice) }).boxed_local()
+        futures_util::stream::once(async move { Ok(slice) }).boxed()
     }
 }
 
@@ -135,7 +135,7 @@ pub struct ListPage {
 /// nothing and readers see the old version or the new one, never a mix; a condition is
 /// checked and the change made as one step, so of two concurrent `Absent` puts exactly one
 /// succeeds. Once `put` or `delete` returns `Ok`, the change survives a crash.
-#[async_trait(?Send)]
+#[async_trait]
 pub trait Backend: fmt::Debug + Send + Sync {
     /// Stores `body` under `key` if `condition` holds, else
     /// [`StorageError::PreconditionFailed`] and nothing changes. A body error stores

@@ -88,7 +88,8 @@ pub(crate) async fn put(
         limit,
         state.body_idle_timeout,
         state.metrics.bytes_in.clone(),
-    );
+    )
+    .await;
     let outcome = match state.backend.put(&key, condition, body).await {
         Ok(outcome) => outcome,
         Err(e) => {

@@ -140,7 +140,7 @@ impl LocalFs {
     }
 }
 
-#[async_trait(?Send)]
+#[async_trait]
 impl Backend for LocalFs {
     async fn put(
         &self,

@@ -147,7 +147,7 @@ impl Content for FileContent {
                 Some((Ok(slice), (file, budget, at, pending, current)))
             },
         )
-        .boxed_local()
+        .boxed()
     }
 }
 
