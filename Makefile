@@ -5,7 +5,9 @@ VENV := .venv
 PYARROW_VERSION := 26.0.1
 SCHEMATHESIS_VERSION := 4.32.5
 DUCKDB_VERSION := 1.5.5
-VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-duckdb-$(DUCKDB_VERSION)
+BOTO3_VERSION := 1.44.8
+AWSCLI_VERSION := 1.46.3
+VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-duckdb-$(DUCKDB_VERSION)-boto3-$(BOTO3_VERSION)-awscli-$(AWSCLI_VERSION)
 FUZZ_SECONDS ?= 600
 
 .PHONY: all test unit fmt fmt-check lint build bench chaos venv fuzz run clean docker-base compose-up compose-down compose-test
@@ -51,7 +53,8 @@ chaos:
 
 ## venv: a project-local Python with pyarrow (the independent reader of the interop test),
 ## schemathesis (API fuzzing from the OpenAPI documents, in the fault suite) and DuckDB with
-## its httpfs extension from PyPI (runs what `lake query` prints; no extension download)
+## its httpfs extension from PyPI (runs what `lake query` prints; no extension download);
+## boto3 and the aws CLI (clients of storaged's S3 face)
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
@@ -59,7 +62,8 @@ $(VENV_STAMP):
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) \
-		duckdb==$(DUCKDB_VERSION) duckdb-extension-httpfs==$(DUCKDB_VERSION)
+		duckdb==$(DUCKDB_VERSION) duckdb-extension-httpfs==$(DUCKDB_VERSION) \
+		boto3==$(BOTO3_VERSION) awscli==$(AWSCLI_VERSION)
 	touch $@
 
 ## fuzz: coverage-guided fuzzing of manifest decoding (stable toolchain, cargo-fuzz)

@@ -40,7 +40,7 @@ pub enum KeyError {
     /// Keys are relative; a leading `/` would be an empty first segment.
     #[error("key starts with '/': keys are relative")]
     LeadingSlash,
-    /// `//` or a trailing `/`.
+    /// `//` (a key may end with one `/`, not two).
     #[error("empty segment at byte {at}: segments are separated by single '/'")]
     EmptySegment { at: usize },
     /// A `.` or `..` segment.

@@ -16,7 +16,9 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// A validated object key.
 ///
 /// 1–[`MAX_KEY_LEN`] bytes of UTF-8 made of `/`-separated segments; no segment is empty,
-/// `.` or `..`; no control character (NUL included) and no backslash anywhere. Together these
+/// `.` or `..`, except that the key may end with `/` (a directory marker, as S3 tools
+/// write them: `lake/orders/`); no control character (NUL included) and no backslash
+/// anywhere. Together these
 /// mean a key can never name a path outside the directory it is stored under.
 /// Unicode is taken as given: NFC and NFD spellings of one word are two different keys.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -47,7 +49,8 @@ impl ObjectKey {
             }
         }
         let mut at = 0;
-        for segment in input.split('/') {
+        let body = input.strip_suffix('/').unwrap_or(input);
+        for segment in body.split('/') {
             match segment {
                 "" => return Err(KeyError::EmptySegment { at }),
                 "." | ".." => return Err(KeyError::DotSegment { at }),
@@ -133,6 +136,8 @@ mod tests {
             ".hidden/..x/x..",
             "%2e%2e/x",
             "a:b?c#d&e",
+            "lake/orders/",
+            "marker/",
             &"k".repeat(1024),
         ] {
             assert_eq!(ObjectKey::parse(key).unwrap().as_str(), key);
@@ -153,7 +158,8 @@ mod tests {
             (&"k".repeat(1025), KeyError::TooLong { len: 1025 }),
             ("/abs", KeyError::LeadingSlash),
             ("a//b", KeyError::EmptySegment { at: 2 }),
-            ("a/", KeyError::EmptySegment { at: 2 }),
+            ("a//", KeyError::EmptySegment { at: 2 }),
+            ("./", KeyError::DotSegment { at: 0 }),
             ("..", KeyError::DotSegment { at: 0 }),
             ("a/../b", KeyError::DotSegment { at: 2 }),
             ("a/.", KeyError::DotSegment { at: 2 }),

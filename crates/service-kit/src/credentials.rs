@@ -6,8 +6,13 @@
 //! [[credential]]
 //! name = "producer"
 //! token_sha256 = "<hex sha-256 of the bearer token>"
+//! access_key_id = "AKLAKEPRODUCER"          # optional: an S3 key pair (storaged's S3 face)
+//! secret_access_key_file = "producer.secret" # or secret_access_key = "..."
 //! scopes = ["write:lake/"]
 //! ```
+//!
+//! A credential has a bearer token, an S3 key pair, or both. SigV4 needs the S3 secret
+//! itself (not a hash) to check a signature, so it is kept in memory as a [`crate::Secret`].
 //!
 //! Each service parses the scope strings into its own scope type ([`Scope`]); a file with
 //! an unknown scope, a missing secret or a duplicate name is refused as a whole, naming the
@@ -36,15 +41,36 @@ pub trait Scope: Sized + fmt::Debug + Clone + Send + Sync + 'static {
 pub struct Credential<S> {
     /// Logged and counted; never secret.
     pub name: String,
-    token_sha256: [u8; 32],
+    token_sha256: Option<[u8; 32]>,
+    s3: Option<S3Key>,
     /// What the holder may do.
     pub scopes: Vec<S>,
+}
+
+/// An S3 access key id and its secret.
+#[derive(Clone)]
+struct S3Key {
+    access_key_id: String,
+    secret: crate::Secret,
+}
+
+impl<S> Credential<S> {
+    /// The S3 access key id, if the credential has a key pair.
+    pub fn access_key_id(&self) -> Option<&str> {
+        self.s3.as_ref().map(|k| k.access_key_id.as_str())
+    }
+
+    /// The S3 secret access key, if the credential has a key pair.
+    pub fn secret_access_key(&self) -> Option<&crate::Secret> {
+        self.s3.as_ref().map(|k| &k.secret)
+    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for Credential<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")
             .field("name", &self.name)
+            .field("access_key_id", &self.access_key_id())
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
     }
@@ -86,8 +112,22 @@ struct Entry {
     name: String,
     token_sha256: Option<String>,
     token_file: Option<PathBuf>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    secret_access_key_file: Option<PathBuf>,
     #[serde(default)]
     scopes: Vec<String>,
+}
+
+/// The content of a secret file (trailing whitespace trimmed), never empty.
+fn read_secret(at: &str, path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{at}: cannot read {}: {e}", path.display()))?;
+    let text = text.trim_end();
+    if text.is_empty() {
+        return Err(format!("{at}: {} is empty", path.display()));
+    }
+    Ok(text.to_owned())
 }
 
 /// The hex SHA-256 of `token` (what a credentials file's `token_sha256` holds).
@@ -150,7 +190,8 @@ impl<S: Scope> Credentials<S> {
             }
             entries.push(Credential {
                 name: "auth_token".into(),
-                token_sha256: Sha256::digest(token.as_bytes()).into(),
+                token_sha256: Some(Sha256::digest(token.as_bytes()).into()),
+                s3: None,
                 scopes: vec![S::admin()],
             });
         }
@@ -169,26 +210,36 @@ impl<S: Scope> Credentials<S> {
                 return Err(format!("{at}: the name is used twice"));
             }
             let token_sha256 = match (&entry.token_sha256, &entry.token_file) {
-                (Some(hex), None) => parse_hex32(&hex.to_ascii_lowercase()).ok_or_else(|| {
-                    format!("{at}: token_sha256 must be 64 hex digits (the SHA-256 of the token)")
-                })?,
+                (Some(hex), None) => {
+                    Some(parse_hex32(&hex.to_ascii_lowercase()).ok_or_else(|| {
+                        format!(
+                            "{at}: token_sha256 must be 64 hex digits (the SHA-256 of the token)"
+                        )
+                    })?)
+                }
                 (None, Some(path)) => {
-                    let path = base.join(path);
-                    let token = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("{at}: cannot read {}: {e}", path.display()))?;
-                    let token = token.trim_end();
-                    if token.is_empty() {
-                        return Err(format!("{at}: {} is empty", path.display()));
-                    }
-                    Sha256::digest(token.as_bytes()).into()
+                    let token = read_secret(&at, &base.join(path))?;
+                    Some(Sha256::digest(token.as_bytes()).into())
                 }
                 (Some(_), Some(_)) => {
                     return Err(format!("{at}: give token_sha256 or token_file, not both"))
                 }
-                (None, None) => {
-                    return Err(format!("{at}: needs a secret (token_sha256 or token_file)"))
-                }
+                (None, None) => None,
             };
+            let s3 = Self::s3_key(&at, &entry, base)?;
+            if let Some(key) = &s3 {
+                if out
+                    .iter()
+                    .any(|c| c.access_key_id() == Some(&key.access_key_id))
+                {
+                    return Err(format!("{at}: access_key_id is used twice"));
+                }
+            }
+            if token_sha256.is_none() && s3.is_none() {
+                return Err(format!(
+                    "{at}: needs a secret (token_sha256 or token_file, or an S3 key pair)"
+                ));
+            }
             if entry.scopes.is_empty() {
                 return Err(format!("{at}: has no scopes"));
             }
@@ -200,10 +251,57 @@ impl<S: Scope> Credentials<S> {
             out.push(Credential {
                 name: entry.name,
                 token_sha256,
+                s3,
                 scopes,
             });
         }
         Ok(out)
+    }
+
+    fn s3_key(at: &str, entry: &Entry, base: &Path) -> Result<Option<S3Key>, String> {
+        let secret = match (&entry.secret_access_key, &entry.secret_access_key_file) {
+            (Some(secret), None) if secret.is_empty() => {
+                return Err(format!("{at}: secret_access_key is empty"))
+            }
+            (Some(secret), None) => Some(secret.clone()),
+            (None, Some(path)) => Some(read_secret(at, &base.join(path))?),
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{at}: give secret_access_key or secret_access_key_file, not both"
+                ))
+            }
+            (None, None) => None,
+        };
+        match (&entry.access_key_id, secret) {
+            (Some(id), Some(secret)) => {
+                let valid = !id.is_empty()
+                    && id.len() <= 128
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !valid {
+                    return Err(format!(
+                        "{at}: access_key_id must be 1 to 128 letters, digits, '-', '_' or '.'"
+                    ));
+                }
+                Ok(Some(S3Key {
+                    access_key_id: id.clone(),
+                    secret: crate::Secret::new(secret),
+                }))
+            }
+            (Some(_), None) => Err(format!(
+                "{at}: access_key_id needs secret_access_key or secret_access_key_file"
+            )),
+            (None, Some(_)) => Err(format!("{at}: a secret access key needs its access_key_id")),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The credential whose S3 access key id is `access_key_id`.
+    pub fn by_access_key(&self, access_key_id: &str) -> Option<&Credential<S>> {
+        self.entries
+            .iter()
+            .find(|c| c.access_key_id() == Some(access_key_id))
     }
 
     /// Who presents `authorization` (an `Authorization` header value, `Bearer <token>`
@@ -224,8 +322,10 @@ impl<S: Scope> Credentials<S> {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found = None;
         for entry in &self.entries {
-            if bool::from(entry.token_sha256.ct_eq(&presented)) {
-                found = Some(entry);
+            if let Some(hash) = &entry.token_sha256 {
+                if bool::from(hash.ct_eq(&presented)) {
+                    found = Some(entry);
+                }
             }
         }
         found.map_or(Authentication::Unknown, Authentication::Known)
@@ -399,6 +499,33 @@ mod tests {
     }
 
     #[test]
+    fn an_s3_key_pair_stands_alone_or_beside_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.secret"), "file-secret\n").unwrap();
+        let hash = token_sha256_hex("t");
+        let text = format!(
+            "[[credential]]\nname = \"a\"\naccess_key_id = \"AK1\"\nsecret_access_key = \"s1\"\nscopes = [\"read\"]\n\
+             [[credential]]\nname = \"b\"\ntoken_sha256 = \"{hash}\"\naccess_key_id = \"AK2\"\nsecret_access_key_file = \"b.secret\"\nscopes = [\"read\"]\n"
+        );
+        let creds = load(&text, dir.path()).unwrap();
+        let a = creds.by_access_key("AK1").unwrap();
+        assert_eq!(
+            (a.name.as_str(), a.secret_access_key().unwrap().expose()),
+            ("a", "s1")
+        );
+        let b = creds.by_access_key("AK2").unwrap();
+        assert_eq!(b.secret_access_key().unwrap().expose(), "file-secret");
+        assert!(creds.by_access_key("AK3").is_none());
+        assert!(
+            matches!(creds.authenticate(Some("Bearer t")), Authentication::Known(c) if c.name == "b")
+        );
+        assert!(
+            !format!("{creds:?}").contains("s1"),
+            "secrets stay out of Debug"
+        );
+    }
+
+    #[test]
     fn a_broken_file_is_refused_naming_the_entry() {
         let dir = tempfile::tempdir().unwrap();
         let hash = token_sha256_hex("t");
@@ -425,6 +552,10 @@ mod tests {
                 "secret",
             ),
             ("[[credential]]\nname = \"a\"\ntoken_file = \"missing\"\nscopes = [\"read\"]\n", "cannot read"),
+            ("[[credential]]\nname = \"a\"\naccess_key_id = \"K\"\nscopes = [\"read\"]\n", "access_key_id needs secret_access_key"),
+            ("[[credential]]\nname = \"a\"\nsecret_access_key = \"s\"\nscopes = [\"read\"]\n", "needs its access_key_id"),
+            ("[[credential]]\nname = \"a\"\naccess_key_id = \"K K\"\nsecret_access_key = \"s\"\nscopes = [\"read\"]\n", "letters, digits"),
+            ("[[credential]]\nname = \"a\"\naccess_key_id = \"K\"\nsecret_access_key = \"s\"\nscopes = [\"read\"]\n[[credential]]\nname = \"b\"\naccess_key_id = \"K\"\nsecret_access_key = \"t\"\nscopes = [\"read\"]\n", "access_key_id is used twice"),
         ] {
             let err = load(text, dir.path()).unwrap_err();
             assert!(err.contains(needle), "{needle:?} not in {err}");

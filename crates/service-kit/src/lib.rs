@@ -63,8 +63,17 @@ pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, 
 /// stdout went away, a full disk) is dropped. tracing-subscriber would otherwise report
 /// the failure with `eprintln!`, which panics when stderr is the same broken pipe, and a
 /// panic in the shutdown task would leave the process serving after SIGTERM.
+///
+/// The s3s crate (storaged's S3 face) logs every client error at ERROR; it is silenced
+/// unless `RUST_LOG` names it, since the S3 face logs refusals and failures itself.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let named = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("s3s"));
+    if !named {
+        if let Ok(off) = "s3s=off".parse() {
+            filter = filter.add_directive(off);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

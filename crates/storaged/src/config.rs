@@ -19,6 +19,12 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 pub struct Settings {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address of the S3 face (docs/s3-compatibility.md); empty turns it off.
+    pub s3_listen: String,
+    /// With this set, `<bucket>.<s3_domain>` hosts address buckets virtual-host style
+    /// (path style always works).
+    #[serde(default)]
+    pub s3_domain: Option<String>,
     /// Directory holding `objects/` and the temporary area `tmp/`.
     pub data_dir: PathBuf,
     /// Largest object accepted, e.g. `"5 GiB"` or a number of bytes.
@@ -60,6 +66,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--data-dir`
     pub data_dir: Option<PathBuf>,
+    /// `--s3-listen`
+    pub s3_listen: Option<String>,
     /// `--credentials-file`
     pub credentials_file: Option<PathBuf>,
 }
@@ -84,6 +92,7 @@ impl Settings {
             env,
             &[
                 ("listen", overrides.listen.clone()),
+                ("s3_listen", overrides.s3_listen.clone()),
                 (
                     "data_dir",
                     overrides
@@ -105,7 +114,27 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The S3 face's address, or `None` when it is off.
+    pub fn s3_addr(&self) -> Option<SocketAddr> {
+        self.s3_listen.parse().ok()
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
+        if !self.s3_listen.is_empty() && self.s3_addr().is_none() {
+            return Err(SettingsError(format!(
+                "s3_listen: {:?} is not an address like 127.0.0.1:8103 (leave it empty to turn the S3 face off)",
+                self.s3_listen
+            )));
+        }
+        if self
+            .s3_domain
+            .as_deref()
+            .is_some_and(|d| d.is_empty() || d.contains('/'))
+        {
+            return Err(SettingsError(
+                "s3_domain must be a host name like s3.example.com".into(),
+            ));
+        }
         if self.max_object_size.as_u64() == 0 {
             return Err(SettingsError("max_object_size must be above 0".into()));
         }
@@ -141,6 +170,7 @@ mod tests {
     fn defaults() {
         let s = Settings::load(None, &HashMap::new(), &Overrides::default()).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8101");
+        assert_eq!(s.s3_addr().unwrap().to_string(), "127.0.0.1:8103");
         assert_eq!(s.data_dir, PathBuf::from("./data/storaged"));
         assert_eq!(s.max_object_size.as_u64(), 5 * 1024 * 1024 * 1024);
         assert_eq!(s.body_idle_timeout, Duration::from_secs(30));
@@ -170,10 +200,16 @@ mod tests {
                 listen: Some("127.0.0.1:9002".into()),
                 data_dir: Some("/tmp/x".into()),
                 credentials_file: None,
+                s3_listen: Some(String::new()),
             },
         )
         .unwrap();
         assert_eq!(s.listen.port(), 9002);
+        assert_eq!(
+            s.s3_addr(),
+            None,
+            "an empty s3_listen turns the S3 face off"
+        );
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
         assert!(!s.fsync);
         assert_eq!(s.max_object_size.as_u64(), 1024);
@@ -211,6 +247,7 @@ mod tests {
             ("STORAGED_LOG_FORMAT", "xml", "xml"),
             ("STORAGED_TLS_KEY_FILE", "/key.pem", "tls_cert_file"),
             ("STORAGED_MAX_OBJECT_SIZE", "0", "max_object_size"),
+            ("STORAGED_S3_LISTEN", "localhost", "s3_listen"),
         ] {
             let err = Settings::load(None, &env(&[(k, v)]), &Overrides::default())
                 .unwrap_err()

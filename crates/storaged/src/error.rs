@@ -98,7 +98,9 @@ impl From<StorageError> for Error {
             StorageError::KeyConflict { key, reason } => Self::KeyConflict { key, reason },
             StorageError::Body(BodyError::TooLarge { limit }) => Self::PayloadTooLarge { limit },
             StorageError::Body(BodyError::IdleTimeout(idle)) => Self::BodyTimeout { idle },
-            StorageError::Body(BodyError::Aborted(reason)) => Self::BodyAborted(reason),
+            StorageError::Body(BodyError::Aborted(reason) | BodyError::DigestMismatch(reason)) => {
+                Self::BodyAborted(reason)
+            }
             StorageError::InsufficientStorage(source) => Self::InsufficientStorage(source),
             StorageError::Io { op, source } => Self::Io { op, source },
         }

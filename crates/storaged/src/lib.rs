@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod s3;
 pub mod startup;
 
 pub use error::Error;

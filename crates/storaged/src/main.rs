@@ -18,6 +18,9 @@ struct Args {
     /// Address to listen on (overrides the config file and STORAGED_LISTEN).
     #[arg(long)]
     listen: Option<String>,
+    /// Address of the S3 face; empty turns it off (overrides STORAGED_S3_LISTEN).
+    #[arg(long)]
+    s3_listen: Option<String>,
     /// Data directory (overrides the config file and STORAGED_DATA_DIR).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         listen: args.listen,
         data_dir: args.data_dir,
+        s3_listen: args.s3_listen,
         credentials_file: args.credentials_file,
     };
     let settings = match Settings::load(args.config.as_deref(), &env, &overrides) {

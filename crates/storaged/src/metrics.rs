@@ -24,6 +24,10 @@ pub struct Metrics {
     /// Authorization decisions by credential name (`-` unknown) and outcome (`allowed`,
     /// `unauthorized`, `forbidden`).
     pub credential_requests: IntCounterVec,
+    /// S3 face requests by operation and status.
+    pub s3_requests: IntCounterVec,
+    /// S3 face latency by operation.
+    pub s3_latency: HistogramVec,
 }
 
 impl Metrics {
@@ -65,6 +69,23 @@ impl Metrics {
             ),
             &["credential", "outcome"],
         )?;
+        let s3_requests = IntCounterVec::new(
+            Opts::new(
+                "storaged_s3_requests_total",
+                "S3 face requests by operation and status",
+            ),
+            &["operation", "status"],
+        )?;
+        let s3_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "storaged_s3_request_duration_seconds",
+                "S3 face request latency by operation",
+            )
+            .buckets(service_kit::LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )?;
+        registry.register(Box::new(s3_requests.clone()))?;
+        registry.register(Box::new(s3_latency.clone()))?;
         registry.register(Box::new(credential_requests.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -81,6 +102,8 @@ impl Metrics {
             fsync_seconds,
             errors,
             credential_requests,
+            s3_requests,
+            s3_latency,
         })
     }
 

@@ -11,6 +11,7 @@ use crate::backend::{FsyncPolicy, LocalFs};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::s3::{S3Face, S3Server};
 use crate::Error;
 
 /// How often the credentials file is checked for changes.
@@ -23,6 +24,7 @@ const DRAIN_SECONDS: u64 = 10;
 pub struct Application {
     port: u16,
     server: Server,
+    s3: Option<S3Server>,
 }
 
 impl std::fmt::Debug for Application {
@@ -72,8 +74,26 @@ impl Application {
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?
             .port();
+        let backend: Arc<dyn crate::backend::Backend> = Arc::new(backend);
+        let s3 = match settings.s3_addr() {
+            None => None,
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr)
+                    .map_err(|e| Error::io("binding the s3_listen address", e))?;
+                let face = S3Face::new(
+                    backend.clone(),
+                    credentials.clone(),
+                    metrics.clone(),
+                    settings.max_object_size.as_u64(),
+                );
+                let server = S3Server::start(listener, face, settings.s3_domain.as_deref())
+                    .map_err(|e| Error::io("starting the s3 face", e))?;
+                tracing::info!(port = server.port(), "s3 face listening");
+                Some(server)
+            }
+        };
         let state = web::Data::new(AppState {
-            backend: Arc::new(backend),
+            backend,
             max_object_size: settings.max_object_size.as_u64(),
             body_idle_timeout: settings.body_idle_timeout,
             credentials: credentials.clone(),
@@ -101,12 +121,17 @@ impl Application {
         .map_err(|e| Error::io("listening", e))?
         .run();
         tracing::info!(port, "listening");
-        Ok(Self { port, server })
+        Ok(Self { port, server, s3 })
     }
 
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The S3 face's port, when it is on.
+    pub fn s3_port(&self) -> Option<u16> {
+        self.s3.as_ref().map(S3Server::port)
     }
 
     /// A handle that stops the server (`stop(true)` drains in-flight requests).
@@ -116,7 +141,11 @@ impl Application {
 
     /// Runs until stopped through a [`ServerHandle`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(s3) = self.s3 {
+            s3.stop().await;
+        }
+        result
     }
 
     /// Runs until SIGTERM or Ctrl-C, then stops accepting, drains in-flight requests for up
@@ -128,7 +157,11 @@ impl Application {
             tracing::info!("shutdown signal received; draining in-flight requests");
             handle.stop(true).await;
         });
-        self.server.await?;
+        let result = self.server.await;
+        if let Some(s3) = self.s3 {
+            s3.stop().await;
+        }
+        result?;
         tracing::info!("stopped");
         Ok(())
     }

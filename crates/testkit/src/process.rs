@@ -61,13 +61,21 @@ impl Launch {
         self
     }
 
-    /// storaged on `127.0.0.1:port` with its data in `data_dir`.
+    /// storaged on `127.0.0.1:port` with its data in `data_dir`, its S3 face off (many
+    /// run at once; [`Self::s3`] turns it on).
     pub fn storaged(data_dir: &Path, port: u16) -> Self {
         Self::new("storaged", crate::storaged_bin(), port)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
+            .env("STORAGED_S3_LISTEN", "")
+    }
+
+    /// storaged's S3 face on `127.0.0.1:port`.
+    #[must_use]
+    pub fn s3(self, port: u16) -> Self {
+        self.arg("--s3-listen").arg(format!("127.0.0.1:{port}"))
     }
 
     /// catalogd on `127.0.0.1:port` against the storaged at `storaged_url`.

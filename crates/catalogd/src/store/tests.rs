@@ -143,6 +143,7 @@ async fn storaged() -> (u16, actix_web::dev::ServerHandle, tempfile::TempDir) {
         &std::collections::HashMap::new(),
         &storaged::config::Overrides {
             listen: Some("127.0.0.1:0".into()),
+            s3_listen: Some(String::new()),
             data_dir: Some(dir.path().join("data")),
             ..Default::default()
         },

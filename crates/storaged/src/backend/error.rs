@@ -15,6 +15,10 @@ pub enum BodyError {
     /// The client's stream failed.
     #[error("request body could not be read: {0}")]
     Aborted(String),
+    /// The content does not match a digest the client sent with it (`Content-MD5`, an
+    /// `x-amz-checksum-*` header or trailer).
+    #[error("{0}")]
+    DigestMismatch(String),
 }
 
 /// A backend operation's failure. "Certainly not written" for every variant but `Io`,

@@ -110,6 +110,20 @@ pub fn allows(scopes: &[StoragedScope], access: Access<'_>) -> bool {
     })
 }
 
+/// Whether `scopes` reach anything in the S3 bucket `bucket` (native prefix `bucket/`):
+/// enough to see that it exists, not to read its keys.
+pub fn reaches_bucket(scopes: &[StoragedScope], bucket: &str) -> bool {
+    let root = format!("{bucket}/");
+    scopes.iter().any(|scope| match scope {
+        StoragedScope::Admin => true,
+        StoragedScope::Metrics => false,
+        StoragedScope::Read(p) | StoragedScope::Write(p) => match p {
+            Prefix::Any => !bucket.starts_with('_'),
+            Prefix::Keys(p) => p.starts_with(&root) || root.starts_with(p.as_str()),
+        },
+    })
+}
+
 /// Who made a request, for the audit log.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -220,6 +234,16 @@ mod tests {
         let both = Visibility::Readable(scopes(&["read:*", "read:_catalog/"]));
         assert!(both.shows("_catalog/manifests/a.parquet"));
         assert!(!both.shows("_other/x"));
+    }
+
+    #[test]
+    fn a_scope_reaches_the_buckets_its_prefix_touches() {
+        let orders = scopes(&["read:lake/orders/"]);
+        assert!(reaches_bucket(&orders, "lake"));
+        assert!(!reaches_bucket(&orders, "lakes"));
+        assert!(reaches_bucket(&scopes(&["write:la"]), "lake"));
+        assert!(reaches_bucket(&scopes(&["read:*"]), "other"));
+        assert!(!reaches_bucket(&scopes(&["metrics"]), "lake"));
     }
 
     #[test]

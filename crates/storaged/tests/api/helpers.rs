@@ -30,6 +30,7 @@ pub(crate) fn test_settings(data_dir: &Path) -> Settings {
         &HashMap::new(),
         &Overrides {
             listen: Some("127.0.0.1:0".into()),
+            s3_listen: Some("127.0.0.1:0".into()),
             data_dir: Some(data_dir.to_path_buf()),
             ..Default::default()
         },

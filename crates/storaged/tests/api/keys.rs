@@ -29,9 +29,10 @@ const TRAVERSAL: &[&str] = &[
     "%2f%2fabs",
     "a//b",
     "a%2f%2fb",
-    "a/",
-    "a%2f",
+    "a//",
+    "a%2f%2f",
     "%2f",
+    "..%2f.%2f",
     "a%5cb",
     "..%5c..%5cwindows",
     "%5c",
@@ -176,7 +177,7 @@ async fn odd_but_valid_keys_are_stored_as_themselves() {
 }
 
 #[actix_web::test]
-async fn segments_too_long_for_one_file_name_are_stored_and_survive_a_restart() {
+async fn long_segments_and_directory_markers_are_stored_and_survive_a_restart() {
     let app = spawn_app().await;
     let emoji = "\u{1f600}".repeat(63);
     let keys = [
@@ -189,6 +190,11 @@ async fn segments_too_long_for_one_file_name_are_stored_and_survive_a_restart() 
         "%".repeat(1024),
         format!("{}/inner", "d".repeat(700)),
         format!("_catalog/manifests/{}.parquet", "a".repeat(255)),
+        // Directory markers, beside keys under them.
+        "lake/orders/".to_owned(),
+        "lake/orders/part-0.parquet".to_owned(),
+        "lake/".to_owned(),
+        format!("{}/", "m".repeat(700)),
     ];
     for (i, key) in keys.iter().enumerate() {
         let r = app.put(key, format!("body {i}")).await;

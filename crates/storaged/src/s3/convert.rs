@@ -1,0 +1,125 @@
+//! Between S3's vocabulary and storaged's: keys, entity tags, conditions, errors.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use manifest_codec::ObjectKey;
+use s3s::dto::{ETagCondition, StreamingBlob, Timestamp};
+use s3s::{s3_error, S3Error, S3ErrorCode};
+
+use crate::backend::{Body, BodyError, Condition, ETag, ObjectMeta, StorageError};
+
+/// The native key of `key` in `bucket`: `bucket/key`.
+pub(super) fn native_key(bucket: &str, key: &str) -> Result<ObjectKey, S3Error> {
+    ObjectKey::parse(&format!("{bucket}/{key}")).map_err(|e| {
+        let code = if matches!(e, manifest_codec::KeyError::TooLong { .. }) {
+            S3ErrorCode::KeyTooLongError
+        } else {
+            S3ErrorCode::InvalidArgument
+        };
+        S3Error::with_message(code, format!("object key {key:?} is not accepted: {e}"))
+    })
+}
+
+/// The S3 key of a native key in `bucket` (the part after `bucket/`).
+pub(super) fn s3_key<'k>(bucket: &str, native: &'k str) -> &'k str {
+    native
+        .strip_prefix(bucket)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(native)
+}
+
+/// The entity tag the S3 face shows for an object.
+pub(super) fn etag(meta: &ObjectMeta) -> s3s::dto::ETag {
+    s3s::dto::ETag::Strong(meta.etag.to_string())
+}
+
+/// Whether the S3 tag `given` names `meta`'s content (weak tags never match, as for
+/// `If-Match` in RFC 9110).
+pub(super) fn tag_matches(given: &ETagCondition, meta: &ObjectMeta) -> bool {
+    match given {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(tag) => tag.as_strong() == Some(meta.etag.to_string().as_str()),
+    }
+}
+
+/// The backend condition of a write's `If-Match` / `If-None-Match`.
+pub(super) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> Result<Condition, S3Error> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(Condition::None),
+        (None, Some(ETagCondition::Any)) => Ok(Condition::Absent),
+        (Some(ETagCondition::Any), None) => Ok(Condition::Exists),
+        (Some(ETagCondition::ETag(tag)), None) => {
+            // A tag storaged never issued matches nothing: the put fails as it should.
+            let parsed = tag.as_strong().and_then(ETag::parse_hex);
+            Ok(parsed.map_or(
+                Condition::Matches(ETag::from_bytes([0; 16])),
+                Condition::Matches,
+            ))
+        }
+        (None, Some(ETagCondition::ETag(_))) => Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on a write takes only *"
+        )),
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidArgument,
+            "give If-Match or If-None-Match, not both"
+        )),
+    }
+}
+
+pub(super) fn timestamp(at: SystemTime) -> Timestamp {
+    Timestamp::from(at)
+}
+
+/// Whether `at` (to the second, as HTTP dates are) is after `than`.
+pub(super) fn modified_after(at: SystemTime, than: &Timestamp) -> bool {
+    let at = time::OffsetDateTime::from(at).unix_timestamp();
+    let than: time::OffsetDateTime = than.clone().into();
+    at > than.unix_timestamp()
+}
+
+/// An S3 request body as a backend body.
+pub(super) fn body(blob: Option<StreamingBlob>) -> Body {
+    match blob {
+        None => futures_util::stream::once(async { Ok(Bytes::new()) }).boxed(),
+        Some(blob) => blob
+            .map(|chunk| chunk.map_err(|e| BodyError::Aborted(e.to_string())))
+            .boxed(),
+    }
+}
+
+/// The S3 error of a storage failure; a 5xx logs its cause chain.
+pub(super) fn storage_error(e: StorageError) -> S3Error {
+    match e {
+        StorageError::NotFound { .. } => s3_error!(NoSuchKey),
+        StorageError::PreconditionFailed { .. } => s3_error!(
+            PreconditionFailed,
+            "at least one of the preconditions you specified did not hold"
+        ),
+        StorageError::KeyConflict { key, reason } => {
+            s3_error!(InvalidArgument, "key {key:?} cannot be stored: {reason}")
+        }
+        StorageError::Body(BodyError::TooLarge { limit }) => s3_error!(
+            EntityTooLarge,
+            "the object is larger than the limit of {limit} bytes"
+        ),
+        StorageError::Body(e @ BodyError::IdleTimeout(_)) => {
+            s3_error!(RequestTimeout, "{e}")
+        }
+        StorageError::Body(e @ BodyError::Aborted(_)) => s3_error!(IncompleteBody, "{e}"),
+        StorageError::Body(BodyError::DigestMismatch(what)) => s3_error!(BadDigest, "{what}"),
+        e @ StorageError::InsufficientStorage(_) => {
+            tracing::error!(error = %service_kit::ErrorChain(&e), "s3: storage full");
+            s3_error!(ServiceUnavailable, "insufficient storage")
+        }
+        e @ StorageError::Io { .. } => {
+            tracing::error!(error = %service_kit::ErrorChain(&e), "s3: storage failure");
+            s3_error!(InternalError, "storage failure")
+        }
+    }
+}
