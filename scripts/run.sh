@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts storaged (127.0.0.1:8101) and catalogd (127.0.0.1:8102) with data under ./data,
+# Starts storaged (127.0.0.1:8101, its S3 face on 8103) and catalogd (127.0.0.1:8102) with
+# data under ./data,
 # logs interleaved with a service prefix. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ stop() {
 trap stop INT TERM HUP EXIT
 
 # Process substitution keeps $! the service's pid (not sed's), so the trap stops it.
-./target/release/storaged --listen 127.0.0.1:8101 --data-dir ./data/storaged \
+./target/release/storaged --listen 127.0.0.1:8101 --s3-listen 127.0.0.1:8103 --data-dir ./data/storaged \
     > >(trap '' INT; sed -u 's/^/storaged | /') 2>&1 &
 pids+=($!)
 ./target/release/catalogd --listen 127.0.0.1:8102 --storaged-url http://127.0.0.1:8101 \
@@ -32,7 +33,8 @@ for _ in $(seq 1 100); do
 done
 cat <<'MSG'
 
-  storaged on http://127.0.0.1:8101, catalogd on http://127.0.0.1:8102. Try lake, the CLI:
+  storaged on http://127.0.0.1:8101 (S3 on http://127.0.0.1:8103), catalogd on
+  http://127.0.0.1:8102. Try lake, the CLI:
 
   ./target/release/lake datasets ls                               # start here: the catalog
   ./target/release/lake cp -r ./my-parquet-dir s3://lake/orders/  # upload a directory tree
@@ -47,6 +49,13 @@ cat <<'MSG'
   curl -sS http://127.0.0.1:8102/v1/datasets/sales.orders
   curl -sS http://127.0.0.1:8102/v1/datasets/sales.orders/versions
   curl -sS 'http://127.0.0.1:8102/v1/changes?wait=30'
+
+  Any S3 client works against http://127.0.0.1:8103 (path style; with no credentials file
+  any key pair is accepted). Paste into your shell for the aws CLI, boto3, pyarrow, DuckDB:
+
+  export AWS_ENDPOINT_URL=http://127.0.0.1:8103 AWS_ACCESS_KEY_ID=lake AWS_SECRET_ACCESS_KEY=lake AWS_REGION=us-east-1
+  aws s3 mb s3://lake && aws s3 cp ./my-file.parquet s3://lake/orders/   # the aws CLI
+  aws s3 ls s3://lake/orders/
 
   Ctrl-C stops both.
 MSG

@@ -101,6 +101,7 @@ impl From<StorageError> for Error {
             StorageError::Body(BodyError::Aborted(reason) | BodyError::DigestMismatch(reason)) => {
                 Self::BodyAborted(reason)
             }
+            e @ StorageError::AttributesTooLarge { .. } => Self::InvalidRequest(e.to_string()),
             StorageError::InsufficientStorage(source) => Self::InsufficientStorage(source),
             StorageError::Io { op, source } => Self::Io { op, source },
         }

@@ -35,6 +35,7 @@ pub(crate) async fn spawn_storaged_in(dir: tempfile::TempDir) -> Storaged {
         &HashMap::new(),
         &storaged::config::Overrides {
             listen: Some("127.0.0.1:0".into()),
+            s3_listen: Some(String::new()),
             data_dir: Some(dir.path().join("data")),
             ..Default::default()
         },

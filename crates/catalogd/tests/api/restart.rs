@@ -99,6 +99,7 @@ async fn not_ready_until_storaged_answers_then_ready() {
         &std::collections::HashMap::new(),
         &storaged::config::Overrides {
             listen: Some(format!("127.0.0.1:{port}")),
+            s3_listen: Some(String::new()),
             data_dir: Some(dir.path().join("data")),
             ..Default::default()
         },

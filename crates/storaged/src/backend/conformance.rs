@@ -5,7 +5,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
 
-use super::{Backend, Body, BodyError, Condition, ETag, StorageError as Error};
+use super::{
+    Attributes, Backend, Body, BodyError, Condition, ETag, NewObject, S3Tag, StorageError as Error,
+};
 
 /// A body that yields `data` in one chunk.
 pub fn body(data: impl Into<Bytes>) -> Body {
@@ -45,7 +47,90 @@ pub async fn run_all(store: &dyn Backend) {
     concurrent_creates(store).await;
     listing(store).await;
     file_and_directory_keys_coexist(store).await;
+    attributes_and_s3_tags(store).await;
     assert!(store.is_ready().await);
+}
+
+/// Attributes come back with the content; the S3 tag is the MD5, or the one given for an
+/// object assembled from parts; S3 conditions check it; directory markers are objects.
+pub async fn attributes_and_s3_tags(store: &dyn Backend) {
+    use md5::Digest as _;
+    let attrs = Attributes {
+        content_type: Some("application/x-parquet".into()),
+        cache_control: Some("no-cache".into()),
+        metadata: [("owner".to_owned(), "data-eng".to_owned())].into(),
+        ..Attributes::default()
+    };
+    let large = vec![7_u8; 300 * 1024];
+    for (k, content) in [
+        ("conf/attrs/small", b"hello".to_vec()),
+        ("conf/attrs/large", large),
+    ] {
+        let new = NewObject {
+            attrs: attrs.clone(),
+            ..NewObject::default()
+        };
+        let put = store
+            .write(&key(k), new, body(content.clone()))
+            .await
+            .unwrap();
+        let md5 = S3Tag::single(md5::Md5::digest(&content).into());
+        assert_eq!(put.meta.s3_tag, Some(md5), "{k}");
+        let got = store.get(&key(k)).await.unwrap();
+        assert_eq!((got.meta.s3_tag, &got.attrs), (Some(md5), &attrs), "{k}");
+        assert_eq!(read(store, k).await.unwrap(), content, "{k}");
+        let wrong = S3Tag::single([0; 16]);
+        assert!(matches!(
+            store
+                .put(&key(k), Condition::MatchesS3(wrong), body("x"))
+                .await,
+            Err(Error::PreconditionFailed { .. })
+        ));
+        store
+            .put(&key(k), Condition::MatchesS3(md5), body(content.clone()))
+            .await
+            .unwrap();
+        let plain = store.get(&key(k)).await.unwrap();
+        assert_eq!(
+            plain.attrs,
+            Attributes::default(),
+            "a new version has its own attributes"
+        );
+    }
+    let assembled = S3Tag {
+        digest: [9; 16],
+        parts: 3,
+    };
+    let new = NewObject {
+        s3_tag: Some(assembled),
+        ..NewObject::default()
+    };
+    let put = store
+        .write(&key("conf/attrs/parts"), new, body("abc"))
+        .await
+        .unwrap();
+    assert_eq!(put.meta.s3_tag, Some(assembled));
+    let listed = store.list("conf/attrs/", None, 10).await.unwrap();
+    let tags: Vec<Option<S3Tag>> = listed.objects.iter().map(|m| m.s3_tag).collect();
+    assert_eq!(
+        tags[1],
+        Some(assembled),
+        "listings carry the S3 tag: {tags:?}"
+    );
+    store
+        .put(&key("conf/attrs/dir/"), Condition::Absent, body(""))
+        .await
+        .unwrap();
+    store
+        .put(&key("conf/attrs/dir/inner"), Condition::Absent, body("i"))
+        .await
+        .unwrap();
+    assert_eq!(read(store, "conf/attrs/dir/").await.unwrap(), b"");
+    store
+        .delete(&key("conf/attrs/dir/"), Condition::None)
+        .await
+        .unwrap();
+    assert_eq!(read(store, "conf/attrs/dir/inner").await.unwrap(), b"i");
 }
 
 /// Put, get, overwrite, ETag semantics, delete idempotence.

@@ -36,6 +36,9 @@ pub enum StorageError {
     /// or file); nothing changed.
     #[error("key {key:?} cannot be stored: {reason}")]
     KeyConflict { key: String, reason: &'static str },
+    /// The object's attributes take more than this many bytes; nothing was stored.
+    #[error("object attributes (headers and metadata) exceed {limit} bytes")]
+    AttributesTooLarge { limit: usize },
     /// The upload body failed; nothing was stored.
     #[error(transparent)]
     Body(#[from] BodyError),

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use manifest_codec::ObjectKey;
 
+mod attrs;
 #[cfg(test)]
 pub mod conformance;
 mod delimited;
@@ -26,6 +27,7 @@ mod power_loss;
 #[cfg(test)]
 mod simfs;
 
+pub use attrs::{Attributes, S3Tag};
 pub use delimited::{list_delimited, DelimitedPage, Listed};
 pub use error::{BodyError, StorageError};
 pub use etag::ETag;
@@ -42,14 +44,29 @@ pub struct ObjectMeta {
     pub size: u64,
     /// Strong entity tag of the content.
     pub etag: ETag,
+    /// The tag S3 clients expect (MD5-based); `None` for objects written before storaged
+    /// kept one (ADR 0015).
+    pub s3_tag: Option<S3Tag>,
     /// When this version was written.
     pub last_modified: SystemTime,
 }
 
+impl ObjectMeta {
+    /// The S3 tag; an object written before storaged kept one shows its BLAKE3 tag as a
+    /// one-part tag (`<etag>-1`), which clients treat as opaque (ADR 0015).
+    pub fn s3_tag_or_legacy(&self) -> S3Tag {
+        self.s3_tag.unwrap_or(S3Tag {
+            digest: *self.etag.as_bytes(),
+            parts: 1,
+        })
+    }
+}
+
 /// Condition a write or delete must meet, checked atomically with the change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Condition {
     /// No condition.
+    #[default]
     None,
     /// `If-None-Match: *`: the key must not exist.
     Absent,
@@ -57,7 +74,21 @@ pub enum Condition {
     Exists,
     /// `If-Match: "<etag>"`: the key must exist with this tag.
     Matches(ETag),
+    /// S3's `If-Match`: the key must exist with this S3 tag.
+    MatchesS3(S3Tag),
 }
+
+/// A new version of an object: the condition it is written under and what is kept with it.
+#[derive(Debug, Clone, Default)]
+pub struct NewObject {
+    /// Checked atomically with the write.
+    pub condition: Condition,
+    /// Returned with the content on every read.
+    pub attrs: Attributes,
+    /// The S3 tag of an object assembled from parts; `None`: the MD5 of the content.
+    pub s3_tag: Option<S3Tag>,
+}
+
 
 /// Result of a successful put.
 #[derive(Debug, Clone)]
@@ -88,6 +119,8 @@ pub trait Content: fmt::Debug + Send {
 pub struct ObjectReader {
     /// Metadata of the opened version.
     pub meta: ObjectMeta,
+    /// Attributes of the opened version.
+    pub attrs: Attributes,
     /// The content source.
     pub content: Box<dyn Content>,
 }
@@ -137,15 +170,29 @@ pub struct ListPage {
 /// succeeds. Once `put` or `delete` returns `Ok`, the change survives a crash.
 #[async_trait]
 pub trait Backend: fmt::Debug + Send + Sync {
-    /// Stores `body` under `key` if `condition` holds, else
+    /// Stores `body` under `key` with `new`'s attributes if `new.condition` holds, else
     /// [`StorageError::PreconditionFailed`] and nothing changes. A body error stores
     /// nothing.
+    async fn write(
+        &self,
+        key: &ObjectKey,
+        new: NewObject,
+        body: Body,
+    ) -> Result<PutOutcome, StorageError>;
+
+    /// [`Backend::write`] without attributes.
     async fn put(
         &self,
         key: &ObjectKey,
         condition: Condition,
         body: Body,
-    ) -> Result<PutOutcome, StorageError>;
+    ) -> Result<PutOutcome, StorageError> {
+        let new = NewObject {
+            condition,
+            ..NewObject::default()
+        };
+        self.write(key, new, body).await
+    }
 
     /// Opens the current version of `key`, or [`StorageError::NotFound`].
     async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, StorageError>;
@@ -195,16 +242,22 @@ pub(crate) fn page_of<V>(
     }
 }
 
-/// Checks `condition` against the current state of a key (`None` when absent).
+/// Checks `condition` against the current state of a key: its ETag and S3 tag, `None`
+/// when absent.
 pub(crate) fn check_condition(
     key: &ObjectKey,
     condition: Condition,
-    current: Option<ETag>,
+    current: Option<(ETag, Option<S3Tag>)>,
 ) -> Result<(), StorageError> {
     let holds = match (condition, current) {
         (Condition::None, _) | (Condition::Absent, None) | (Condition::Exists, Some(_)) => true,
-        (Condition::Matches(want), Some(have)) => want == have,
-        (Condition::Absent, Some(_)) | (Condition::Exists | Condition::Matches(_), None) => false,
+        (Condition::Matches(want), Some((have, _))) => want == have,
+        (Condition::MatchesS3(want), Some((_, Some(have)))) => have == want,
+        (Condition::MatchesS3(want), Some((etag, None))) => {
+            want.parts == 1 && want.digest == *etag.as_bytes()
+        }
+        (Condition::Absent, Some(_))
+        | (Condition::Exists | Condition::Matches(_) | Condition::MatchesS3(_), None) => false,
     };
     if holds {
         Ok(())

@@ -15,6 +15,7 @@ use crate::backend::Backend;
 use crate::metrics::Metrics;
 use crate::Error;
 
+mod attrs;
 pub mod auth;
 mod body;
 mod conditions;

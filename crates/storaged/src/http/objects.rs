@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::auth::{Access, Caller};
 use super::conditions::{byte_range, delete_condition, put_condition, tag_list};
 use super::{body, AppState};
-use crate::backend::ObjectMeta;
+use crate::backend::{NewObject, ObjectMeta};
 use crate::Error;
 
 const PREFIX: &str = "/v1/objects/";
@@ -72,6 +72,7 @@ pub(crate) async fn put(
 ) -> Result<HttpResponse, Error> {
     let (key, caller) = authorized_key(&state, &req, true)?;
     let condition = put_condition(req.headers(), key.as_str())?;
+    let attrs = super::attrs::from_headers(req.headers())?;
     let limit = state.max_object_size;
     if let Some(length) = req.headers().get(header::CONTENT_LENGTH) {
         let length: u64 = length
@@ -90,7 +91,12 @@ pub(crate) async fn put(
         state.metrics.bytes_in.clone(),
     )
     .await;
-    let outcome = match state.backend.put(&key, condition, body).await {
+    let new = NewObject {
+        condition,
+        attrs,
+        s3_tag: None,
+    };
+    let outcome = match state.backend.write(&key, new, body).await {
         Ok(outcome) => outcome,
         Err(e) => {
             let e = Error::from(e);
@@ -170,7 +176,7 @@ async fn read(
         None => (StatusCode::OK, 0, meta.size),
     };
     let mut builder = response(status);
-    builder.content_type("application/octet-stream");
+    super::attrs::apply(&mut builder, &object.attrs);
     if status == StatusCode::PARTIAL_CONTENT {
         builder.insert_header((
             header::CONTENT_RANGE,

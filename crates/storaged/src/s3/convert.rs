@@ -8,7 +8,7 @@ use manifest_codec::ObjectKey;
 use s3s::dto::{ETagCondition, StreamingBlob, Timestamp};
 use s3s::{s3_error, S3Error, S3ErrorCode};
 
-use crate::backend::{Body, BodyError, Condition, ETag, ObjectMeta, StorageError};
+use crate::backend::{Attributes, Body, BodyError, Condition, ObjectMeta, S3Tag, StorageError};
 
 /// The native key of `key` in `bucket`: `bucket/key`.
 pub(super) fn native_key(bucket: &str, key: &str) -> Result<ObjectKey, S3Error> {
@@ -30,9 +30,10 @@ pub(super) fn s3_key<'k>(bucket: &str, native: &'k str) -> &'k str {
         .unwrap_or(native)
 }
 
-/// The entity tag the S3 face shows for an object.
+/// The entity tag the S3 face shows for an object: the MD5 of its content, or of its
+/// parts' MD5s with `-N`.
 pub(super) fn etag(meta: &ObjectMeta) -> s3s::dto::ETag {
-    s3s::dto::ETag::Strong(meta.etag.to_string())
+    s3s::dto::ETag::Strong(meta.s3_tag_or_legacy().to_string())
 }
 
 /// Whether the S3 tag `given` names `meta`'s content (weak tags never match, as for
@@ -40,7 +41,9 @@ pub(super) fn etag(meta: &ObjectMeta) -> s3s::dto::ETag {
 pub(super) fn tag_matches(given: &ETagCondition, meta: &ObjectMeta) -> bool {
     match given {
         ETagCondition::Any => true,
-        ETagCondition::ETag(tag) => tag.as_strong() == Some(meta.etag.to_string().as_str()),
+        ETagCondition::ETag(tag) => {
+            tag.as_strong().and_then(S3Tag::parse) == Some(meta.s3_tag_or_legacy())
+        }
     }
 }
 
@@ -54,12 +57,13 @@ pub(super) fn write_condition(
         (None, Some(ETagCondition::Any)) => Ok(Condition::Absent),
         (Some(ETagCondition::Any), None) => Ok(Condition::Exists),
         (Some(ETagCondition::ETag(tag)), None) => {
-            // A tag storaged never issued matches nothing: the put fails as it should.
-            let parsed = tag.as_strong().and_then(ETag::parse_hex);
-            Ok(parsed.map_or(
-                Condition::Matches(ETag::from_bytes([0; 16])),
-                Condition::Matches,
-            ))
+            // A tag storaged never issues (not hex, a weak one) matches nothing.
+            let never = S3Tag {
+                digest: [0; 16],
+                parts: u32::MAX,
+            };
+            let parsed = tag.as_strong().and_then(S3Tag::parse).unwrap_or(never);
+            Ok(Condition::MatchesS3(parsed))
         }
         (None, Some(ETagCondition::ETag(_))) => Err(s3_error!(
             NotImplemented,
@@ -70,6 +74,50 @@ pub(super) fn write_condition(
             "give If-Match or If-None-Match, not both"
         )),
     }
+}
+
+/// Largest total size of user metadata (`x-amz-meta-*` names and values), as on S3.
+const MAX_USER_METADATA: usize = 2048;
+
+/// The attributes a write stores, from its headers.
+pub(super) fn attributes(
+    content_type: Option<&String>,
+    content_encoding: Option<&String>,
+    cache_control: Option<&String>,
+    content_disposition: Option<&String>,
+    metadata: Option<&s3s::dto::Metadata>,
+) -> Result<Attributes, S3Error> {
+    let metadata: std::collections::BTreeMap<String, String> = metadata
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_USER_METADATA {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "user metadata is {size} bytes; at most {MAX_USER_METADATA} are kept"
+        ));
+    }
+    // `aws-chunked` frames the request body; it says nothing about the object.
+    let content_encoding = content_encoding
+        .map(|e| {
+            e.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|e| !e.is_empty());
+    Ok(Attributes {
+        content_type: content_type.cloned(),
+        content_encoding,
+        cache_control: cache_control.cloned(),
+        content_disposition: content_disposition.cloned(),
+        metadata,
+    })
 }
 
 pub(super) fn timestamp(at: SystemTime) -> Timestamp {
@@ -101,6 +149,7 @@ pub(super) fn storage_error(e: StorageError) -> S3Error {
             PreconditionFailed,
             "at least one of the preconditions you specified did not hold"
         ),
+        e @ StorageError::AttributesTooLarge { .. } => s3_error!(MetadataTooLarge, "{e}"),
         StorageError::KeyConflict { key, reason } => {
             s3_error!(InvalidArgument, "key {key:?} cannot be stored: {reason}")
         }

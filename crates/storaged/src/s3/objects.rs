@@ -12,7 +12,7 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
 use super::convert::{self, etag, native_key, storage_error, timestamp};
 use super::S3Face;
-use crate::backend::{Body, BodyError, Condition, ObjectMeta, ObjectReader};
+use crate::backend::{Attributes, Body, BodyError, Condition, NewObject, ObjectMeta, ObjectReader};
 use crate::http::auth::{Access, Caller};
 
 /// Deletes of one DeleteObjects request in flight at once.
@@ -75,6 +75,13 @@ pub(super) async fn put_object(
     let caller = face.authorize(&req, Access::Write(key.as_str()))?;
     let condition =
         convert::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let attrs = convert::attributes(
+        input.content_type.as_ref(),
+        input.content_encoding.as_ref(),
+        input.cache_control.as_ref(),
+        input.content_disposition.as_ref(),
+        input.metadata.as_ref(),
+    )?;
     if let Some(length) = input.content_length {
         if u64::try_from(length).is_ok_and(|l| l > face.max_object_size) {
             return Err(s3_error!(
@@ -88,7 +95,12 @@ pub(super) async fn put_object(
     let expected = super::checksum::expected(&req)?;
     let body =
         super::checksum::verify(face.limited(convert::body(req.input.body.take())), expected);
-    let outcome = match face.backend.put(&key, condition, body).await {
+    let new = NewObject {
+        condition,
+        attrs,
+        s3_tag: None,
+    };
+    let outcome = match face.backend.write(&key, new, body).await {
         Ok(outcome) => outcome,
         Err(e) => {
             let e = storage_error(e);
@@ -110,6 +122,20 @@ pub(super) async fn put_object(
         e_tag: Some(etag(&outcome.meta)),
         ..Default::default()
     }))
+}
+
+/// The stored Content-Type, or S3's default.
+fn content_type(attrs: &Attributes) -> String {
+    attrs
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "binary/octet-stream".to_owned())
+}
+
+fn user_metadata(
+    metadata: std::collections::BTreeMap<String, String>,
+) -> Option<s3s::dto::Metadata> {
+    (!metadata.is_empty()).then(|| metadata.into_iter().collect())
 }
 
 /// The answer to a read's conditions: go on, or stop with this error (412 or 304).
@@ -162,6 +188,7 @@ pub(super) async fn get_object(
     }
     let object = face.open(&input.bucket, &key).await?;
     let meta = object.meta.clone();
+    let attrs = object.attrs.clone();
     read_conditions(
         &meta,
         input.if_match.as_ref(),
@@ -196,6 +223,11 @@ pub(super) async fn get_object(
         accept_ranges: Some("bytes".into()),
         e_tag: Some(etag(&meta)),
         last_modified: Some(timestamp(meta.last_modified)),
+        content_type: Some(content_type(&attrs)),
+        content_encoding: attrs.content_encoding,
+        cache_control: attrs.cache_control,
+        content_disposition: attrs.content_disposition,
+        metadata: user_metadata(attrs.metadata),
         ..Default::default()
     }))
 }
@@ -208,7 +240,7 @@ pub(super) async fn head_object(
     let key = native_key(&input.bucket, &input.key)?;
     face.authorize(&req, Access::Read(key.as_str()))?;
     let object = face.open(&input.bucket, &key).await?;
-    let meta = object.meta;
+    let (meta, attrs) = (object.meta, object.attrs);
     read_conditions(
         &meta,
         input.if_match.as_ref(),
@@ -221,6 +253,11 @@ pub(super) async fn head_object(
         accept_ranges: Some("bytes".into()),
         e_tag: Some(etag(&meta)),
         last_modified: Some(timestamp(meta.last_modified)),
+        content_type: Some(content_type(&attrs)),
+        content_encoding: attrs.content_encoding,
+        cache_control: attrs.cache_control,
+        content_disposition: attrs.content_disposition,
+        metadata: user_metadata(attrs.metadata),
         ..Default::default()
     }))
 }
@@ -354,14 +391,34 @@ pub(super) async fn copy_object(
             e
         }
     })?;
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == s3s::dto::MetadataDirective::REPLACE);
+    let attrs = if replace {
+        convert::attributes(
+            input.content_type.as_ref(),
+            input.content_encoding.as_ref(),
+            input.cache_control.as_ref(),
+            input.content_disposition.as_ref(),
+            input.metadata.as_ref(),
+        )?
+    } else {
+        object.attrs.clone()
+    };
     let size = object.meta.size;
     let body: Body = object
         .stream(0, size)
         .map_err(|e| BodyError::Aborted(format!("reading the copy source: {e}")))
         .boxed();
+    let new = NewObject {
+        condition: Condition::None,
+        attrs,
+        s3_tag: None,
+    };
     let outcome = face
         .backend
-        .put(&target, Condition::None, body)
+        .write(&target, new, body)
         .await
         .map_err(storage_error)?;
     audit(

@@ -18,7 +18,7 @@ impl LocalFs {
         let path = self.object_path(key);
         let _key = self.locks.lock(key).await;
         let current = self.current(key);
-        check_condition(key, condition, current.map(|e| e.etag))?;
+        check_condition(key, condition, current.map(|e| e.tags()))?;
         if current.is_none() {
             return Ok(());
         }

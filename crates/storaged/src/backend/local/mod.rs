@@ -32,8 +32,8 @@ use manifest_codec::ObjectKey;
 
 use super::fs::{Fs, Kind, RealFs};
 use super::{
-    page_of, Backend, Body, Condition, ETag, ListPage, ObjectMeta, ObjectReader, PutOutcome,
-    StorageError,
+    page_of, Backend, Body, Condition, ETag, ListPage, NewObject, ObjectMeta, ObjectReader,
+    PutOutcome, S3Tag, StorageError,
 };
 use keylock::KeyLocks;
 
@@ -47,7 +47,14 @@ const SMALL_OBJECT: usize = 256 * 1024;
 struct Entry {
     size: u64,
     etag: ETag,
+    s3_tag: Option<S3Tag>,
     last_modified: SystemTime,
+}
+
+impl Entry {
+    fn tags(&self) -> (ETag, Option<S3Tag>) {
+        (self.etag, self.s3_tag)
+    }
 }
 
 /// Objects on a local filesystem, written durably.
@@ -142,19 +149,19 @@ impl LocalFs {
 
 #[async_trait]
 impl Backend for LocalFs {
-    async fn put(
+    async fn write(
         &self,
         key: &ObjectKey,
-        condition: Condition,
+        new: NewObject,
         body: Body,
     ) -> Result<PutOutcome, StorageError> {
         let target = self.object_path(key);
         // Fail fast before reading the body; checked again under the key's lock.
-        super::check_condition(key, condition, self.current(key).map(|e| e.etag))?;
+        super::check_condition(key, new.condition, self.current(key).map(|e| e.tags()))?;
         let temp = self.temp_path();
-        let result = match self.write_temp(&temp, body).await {
+        let result = match self.write_temp(&temp, &new, body).await {
             Ok(staged) => {
-                self.commit(key, condition, temp.clone(), target, staged)
+                self.commit(key, new.condition, temp.clone(), target, staged)
                     .await
             }
             Err(e) => Err(e),
@@ -193,10 +200,12 @@ impl Backend for LocalFs {
         Ok(ObjectReader {
             meta: ObjectMeta {
                 key: key.clone(),
-                size: opened.size,
-                etag: opened.etag,
+                size: opened.header.size,
+                etag: opened.header.etag,
+                s3_tag: opened.header.s3_tag,
                 last_modified: opened.last_modified,
             },
+            attrs: opened.attrs,
             content: opened.content,
         })
     }
@@ -231,6 +240,7 @@ fn meta(key: ObjectKey, entry: Entry) -> ObjectMeta {
         key,
         size: entry.size,
         etag: entry.etag,
+        s3_tag: entry.s3_tag,
         last_modified: entry.last_modified,
     }
 }
@@ -278,6 +288,37 @@ mod tests {
         );
         drop(first);
         open().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn format_1_objects_read_with_a_legacy_s3_tag_and_take_s3_conditions() {
+        use crate::backend::conformance::{body, read};
+        use crate::backend::Condition;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("objects/old")).unwrap();
+        let etag = ETag::of(b"legacy");
+        let mut file = b"STGOBJ01".to_vec();
+        file.extend_from_slice(etag.as_bytes());
+        file.extend_from_slice(&6_u64.to_le_bytes());
+        file.resize(64, 0);
+        file.extend_from_slice(b"legacy");
+        std::fs::write(dir.path().join("objects/old/file%obj"), file).unwrap();
+        let (store, report) = LocalFs::open(dir.path(), FsyncPolicy::off()).await.unwrap();
+        assert_eq!(report.objects, 1);
+        let key = ObjectKey::parse("old/file").unwrap();
+        let got = store.get(&key).await.unwrap();
+        assert_eq!((got.meta.etag, got.meta.s3_tag), (etag, None));
+        let legacy = got.meta.s3_tag_or_legacy();
+        assert_eq!(legacy.to_string(), format!("{etag}-1"));
+        assert_eq!(read(&store, "old/file").await.unwrap(), b"legacy");
+        let fresh = store
+            .put(&key, Condition::MatchesS3(legacy), body("new"))
+            .await
+            .unwrap();
+        assert!(
+            fresh.meta.s3_tag.is_some(),
+            "a rewrite is format 2, with an MD5"
+        );
     }
 
     #[tokio::test]

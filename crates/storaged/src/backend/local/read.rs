@@ -13,10 +13,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
-use super::header::{open_checked, HEADER_LEN};
+use super::header::{open_checked, Header, HEADER_LEN};
 use super::SMALL_OBJECT;
 use crate::backend::fs::{Fs, ReadFile};
-use crate::backend::{ByteStream, Content, ETag, InMemory};
+use crate::backend::{Attributes, ByteStream, Content, InMemory};
 
 /// Memory all downloads may hold in 1 MiB read-ahead chunks (past it they read 64 KiB).
 pub(super) const READ_BUDGET_MIB: usize = 256;
@@ -29,8 +29,8 @@ const SLICE: usize = 64 * 1024;
 
 /// An opened object file.
 pub(super) struct Opened {
-    pub(super) size: u64,
-    pub(super) etag: ETag,
+    pub(super) header: Header,
+    pub(super) attrs: Attributes,
     pub(super) last_modified: std::time::SystemTime,
     pub(super) content: Box<dyn Content>,
 }
@@ -42,21 +42,35 @@ pub(super) fn open_object(
     path: &Path,
     budget: &Arc<Semaphore>,
 ) -> std::io::Result<Opened> {
-    let (file, etag, size) = open_checked(fs, path)?;
-    let content: Box<dyn Content> = if size <= SMALL_OBJECT as u64 {
-        let mut content = vec![0; usize::try_from(size).unwrap_or(0)];
-        file.read_exact_at(&mut content, HEADER_LEN as u64)?;
-        Box::new(InMemory(content.into()))
+    let (file, header) = open_checked(fs, path)?;
+    let size = header.size;
+    let attrs_len = usize::try_from(header.attrs_len).unwrap_or(0);
+    // A small object is read with its attributes in one read.
+    let (attrs, content): (Vec<u8>, Box<dyn Content>) = if size <= SMALL_OBJECT as u64 {
+        let mut all = vec![0; attrs_len + usize::try_from(size).unwrap_or(0)];
+        file.read_exact_at(&mut all, HEADER_LEN as u64)?;
+        let mut attrs = Bytes::from(all);
+        let content = attrs.split_off(attrs_len);
+        (attrs.to_vec(), Box::new(InMemory(content)))
     } else {
-        Box::new(FileContent {
+        let mut attrs = vec![0; attrs_len];
+        file.read_exact_at(&mut attrs, HEADER_LEN as u64)?;
+        let content = Box::new(FileContent {
             file: file.clone(),
-            offset: HEADER_LEN as u64,
+            offset: header.content_offset(),
             budget: budget.clone(),
-        })
+        });
+        (attrs, content)
     };
+    let attrs = Attributes::decode(&attrs).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad object attributes in {}", path.display()),
+        )
+    })?;
     Ok(Opened {
-        size,
-        etag,
+        header,
+        attrs,
         last_modified: file.modified(),
         content,
     })

@@ -102,13 +102,14 @@ pub(super) fn scan(
                 continue;
             };
             match open_checked(fs, &path) {
-                Ok((file, etag, size)) => {
+                Ok((file, header)) => {
                     let last_modified = file.modified();
                     index.insert(
                         key,
                         Entry {
-                            size,
-                            etag,
+                            size: header.size,
+                            etag: header.etag,
+                            s3_tag: header.s3_tag,
                             last_modified,
                         },
                     );

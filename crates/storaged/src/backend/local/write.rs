@@ -8,10 +8,14 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 use manifest_codec::ObjectKey;
 
-use super::header::{header, HEADER_LEN};
+use md5::Digest as _;
+
+use super::header::{Header, HEADER_LEN, MAX_ATTRS};
 use super::{blocking, meta, Entry, FsyncPolicy, LocalFs, SMALL_OBJECT};
 use crate::backend::fs::{Fs, Kind, WriteFile};
-use crate::backend::{check_condition, Body, Condition, ETag, PutOutcome, StorageError};
+use crate::backend::{
+    check_condition, Body, Condition, ETag, NewObject, PutOutcome, S3Tag, StorageError,
+};
 
 /// A larger upload is written in blocking writes of about this many bytes.
 const WRITE_BATCH: usize = 1024 * 1024;
@@ -19,9 +23,34 @@ const WRITE_BATCH: usize = 1024 * 1024;
 /// An upload that has been read: small ones still in memory, larger ones in their
 /// fsynced temporary file.
 pub(super) struct Staged {
-    etag: ETag,
-    size: u64,
-    small: Option<bytes::BytesMut>,
+    header: Header,
+    /// A small object's attributes and content, to be written with the header.
+    small: Option<(Vec<u8>, bytes::BytesMut)>,
+}
+
+/// The content hashes every object gets: BLAKE3 (storaged's ETag) and MD5 (S3's).
+#[derive(Default)]
+struct Hashes {
+    blake3: blake3::Hasher,
+    md5: md5::Md5,
+}
+
+impl Hashes {
+    fn update(&mut self, data: &[u8]) {
+        self.blake3.update(data);
+        self.md5.update(data);
+    }
+
+    /// The header of `size` bytes hashed here, with `attrs_len` bytes of attributes; the
+    /// S3 tag is `s3_tag` when given (an object assembled from parts).
+    fn header(self, size: u64, attrs_len: usize, s3_tag: Option<S3Tag>) -> Header {
+        Header {
+            etag: ETag::from_hasher(&self.blake3),
+            size,
+            s3_tag: Some(s3_tag.unwrap_or_else(|| S3Tag::single(self.md5.finalize().into()))),
+            attrs_len: u32::try_from(attrs_len).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 impl LocalFs {
@@ -31,9 +60,14 @@ impl LocalFs {
     pub(super) async fn write_temp(
         &self,
         path: &Path,
+        new: &NewObject,
         mut body: Body,
     ) -> Result<Staged, StorageError> {
-        let mut hasher = blake3::Hasher::new();
+        let attrs = new.attrs.encode();
+        if attrs.len() > MAX_ATTRS {
+            return Err(StorageError::AttributesTooLarge { limit: MAX_ATTRS });
+        }
+        let mut hashes = Hashes::default();
         let mut buffered = bytes::BytesMut::new();
         let mut ended = false;
         while buffered.len() <= SMALL_OBJECT {
@@ -43,13 +77,12 @@ impl LocalFs {
             };
             buffered.extend_from_slice(&chunk?);
         }
-        hasher.update(&buffered);
         let mut size = buffered.len() as u64;
         if ended {
+            hashes.update(&buffered);
             return Ok(Staged {
-                etag: ETag::from_hasher(&hasher),
-                size,
-                small: Some(buffered),
+                header: hashes.header(size, attrs.len(), new.s3_tag),
+                small: Some((attrs, buffered)),
             });
         }
 
@@ -59,37 +92,43 @@ impl LocalFs {
         let file = blocking(move || fs.create_new(&at))
             .await
             .map_err(|e| StorageError::io("creating a temporary file", e))?;
-        let mut writer = BatchWriter::new(file);
-        let mut batch = bytes::BytesMut::with_capacity(WRITE_BATCH + HEADER_LEN);
+        let mut writer = BatchWriter::new(file, hashes);
+        let prefix = HEADER_LEN + attrs.len();
+        let mut batch = bytes::BytesMut::with_capacity(WRITE_BATCH + prefix);
         batch.extend_from_slice(&[0; HEADER_LEN]);
+        batch.extend_from_slice(&attrs);
         batch.extend_from_slice(&buffered);
         drop(buffered);
+        // The first batch starts with the header's placeholder and the attributes, which
+        // are not content and so not hashed.
+        let mut skip = prefix;
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
-            hasher.update(&chunk);
             size += chunk.len() as u64;
             batch.extend_from_slice(&chunk);
             if batch.len() >= WRITE_BATCH {
                 writer
-                    .write(batch.split().freeze())
+                    .write(batch.split().freeze(), std::mem::take(&mut skip))
                     .await
                     .map_err(write_err)?;
             }
         }
-        writer.write(batch.freeze()).await.map_err(write_err)?;
-        let etag = ETag::from_hasher(&hasher);
-        let mut file = writer.finish().await.map_err(write_err)?;
+        writer
+            .write(batch.freeze(), skip)
+            .await
+            .map_err(write_err)?;
+        let (mut file, hashes) = writer.finish().await.map_err(write_err)?;
+        let header = hashes.header(size, attrs.len(), new.s3_tag);
         let fsync = self.fsync.clone();
         tokio::task::spawn_blocking(move || {
-            file.write_all_at(&header(etag, size), 0)
+            file.write_all_at(&header.encode(), 0)
                 .map_err(|e| StorageError::io("writing an object header", e))?;
             fsync.file(file.as_mut())
         })
         .await
         .map_err(|e| StorageError::task("finishing a temporary file", e))??;
         Ok(Staged {
-            etag,
-            size,
+            header,
             small: None,
         })
     }
@@ -104,10 +143,10 @@ impl LocalFs {
         target: PathBuf,
         staged: Staged,
     ) -> Result<PutOutcome, StorageError> {
-        let Staged { etag, size, small } = staged;
+        let Staged { header, small } = staged;
         let _key = self.locks.lock(key).await;
         let previous = self.current(key);
-        check_condition(key, condition, previous.map(|e| e.etag))?;
+        check_condition(key, condition, previous.map(|e| e.tags()))?;
         let last_modified = {
             let _dirs = self.dirs.read().await;
             let root = self.objects.clone();
@@ -116,8 +155,8 @@ impl LocalFs {
             let key = key.to_string();
             tokio::task::spawn_blocking(move || {
                 let fs = fs.as_ref();
-                if let Some(content) = small {
-                    write_small(fs, &temp, &header(etag, size), &content, &fsync)?;
+                if let Some((attrs, content)) = small {
+                    write_small(fs, &temp, &header.encode(), &attrs, &content, &fsync)?;
                 }
                 install(fs, &root, &temp, &target, &fsync, &key)
             })
@@ -125,8 +164,9 @@ impl LocalFs {
             .map_err(|e| StorageError::task("installing an object", e))??
         };
         let entry = Entry {
-            size,
-            etag,
+            size: header.size,
+            etag: header.etag,
+            s3_tag: header.s3_tag,
             last_modified,
         };
         self.index
@@ -140,62 +180,68 @@ impl LocalFs {
     }
 }
 
-type PendingWrite = tokio::task::JoinHandle<(Box<dyn WriteFile>, std::io::Result<()>)>;
+type Writing = (Box<dyn WriteFile>, Hashes);
+type PendingWrite = tokio::task::JoinHandle<(Writing, std::io::Result<()>)>;
 
-/// Writes a file in blocking batches, one batch in flight while the next is gathered.
+/// Writes a file in blocking batches, one batch in flight while the next is gathered;
+/// the content is hashed on the blocking pool too, in order, batch by batch.
 struct BatchWriter {
-    file: Option<Box<dyn WriteFile>>,
+    idle: Option<Writing>,
     pending: Option<PendingWrite>,
 }
 
 impl BatchWriter {
-    fn new(file: Box<dyn WriteFile>) -> Self {
+    fn new(file: Box<dyn WriteFile>, hashes: Hashes) -> Self {
         Self {
-            file: Some(file),
+            idle: Some((file, hashes)),
             pending: None,
         }
     }
 
-    /// Waits for the previous batch, then starts writing `batch`.
-    async fn write(&mut self, batch: bytes::Bytes) -> std::io::Result<()> {
-        let mut file = self.settle().await?;
+    /// Waits for the previous batch, then starts writing `batch`, hashing all but its
+    /// first `skip` bytes.
+    async fn write(&mut self, batch: bytes::Bytes, skip: usize) -> std::io::Result<()> {
+        let (mut file, mut hashes) = self.settle().await?;
         self.pending = Some(tokio::task::spawn_blocking(move || {
+            hashes.update(batch.get(skip..).unwrap_or_default());
             let result = file.write_all(&batch);
-            (file, result)
+            ((file, hashes), result)
         }));
         Ok(())
     }
 
-    async fn settle(&mut self) -> std::io::Result<Box<dyn WriteFile>> {
+    async fn settle(&mut self) -> std::io::Result<Writing> {
         if let Some(pending) = self.pending.take() {
-            let (file, result) = pending.await.map_err(std::io::Error::other)?;
+            let (writing, result) = pending.await.map_err(std::io::Error::other)?;
             result?;
-            return Ok(file);
+            return Ok(writing);
         }
-        self.file
+        self.idle
             .take()
             .ok_or_else(|| std::io::Error::other("a failed write left no file"))
     }
 
-    /// The file, once every batch is written.
-    async fn finish(mut self) -> std::io::Result<Box<dyn WriteFile>> {
+    /// The file and the content's hashes, once every batch is written.
+    async fn finish(mut self) -> std::io::Result<Writing> {
         self.settle().await
     }
 }
 
-/// Creates `path`, writes header and content, fsyncs it as `fsync` says.
+/// Creates `path`, writes header, attributes and content, fsyncs it as `fsync` says.
 fn write_small(
     fs: &dyn Fs,
     path: &Path,
     header: &[u8],
+    attrs: &[u8],
     content: &[u8],
     fsync: &FsyncPolicy,
 ) -> Result<(), StorageError> {
     let mut file = fs
         .create_new(path)
         .map_err(|e| StorageError::io("creating a temporary file", e))?;
-    let mut all = Vec::with_capacity(header.len() + content.len());
+    let mut all = Vec::with_capacity(header.len() + attrs.len() + content.len());
     all.extend_from_slice(header);
+    all.extend_from_slice(attrs);
     all.extend_from_slice(content);
     file.write_all(&all)
         .map_err(|e| StorageError::io("writing a temporary file", e))?;

@@ -57,6 +57,8 @@ assert names == ["lake", "scratch"], names
 # Put, get, head, conditions
 put = s3.put_object(Bucket="lake", Key="orders/part-0.parquet", Body=b"hello world")
 etag = put["ETag"]
+import hashlib
+assert etag == '"%s"' % hashlib.md5(b"hello world").hexdigest(), etag
 got = s3.get_object(Bucket="lake", Key="orders/part-0.parquet")
 assert got["Body"].read() == b"hello world" and got["ETag"] == etag and got["ContentLength"] == 11
 assert s3.get_object(Bucket="lake", Key="orders/part-0.parquet", Range="bytes=6-")["Body"].read() == b"world"
@@ -70,6 +72,36 @@ assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfNoneMat
 future = time.time() + 3600
 assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfModifiedSince=future)[1] == 304
 assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfUnmodifiedSince=time.time() - 3600)[1] == 412
+
+# Content-Type, Cache-Control, Content-Disposition, Content-Encoding and user metadata are
+# kept and returned, on this face and the native one
+s3.put_object(
+    Bucket="lake", Key="attrs/report.csv", Body=b"a,b\n1,2\n", ContentType="text/csv",
+    CacheControl="max-age=60", ContentDisposition='attachment; filename="r.csv"',
+    ContentEncoding="identity", Metadata={"Owner": "data-eng", "run": "42"},
+)
+head = s3.head_object(Bucket="lake", Key="attrs/report.csv")
+assert head["ContentType"] == "text/csv" and head["CacheControl"] == "max-age=60", head
+assert head["ContentDisposition"] == 'attachment; filename="r.csv"' and head["ContentEncoding"] == "identity"
+assert head["Metadata"] == {"owner": "data-eng", "run": "42"}, head["Metadata"]
+got = s3.get_object(Bucket="lake", Key="attrs/report.csv")
+assert got["ContentType"] == "text/csv" and got["Metadata"]["run"] == "42"
+req = urllib.request.Request(f"{native}/v1/objects/attrs/report.csv".replace("/attrs/", "/lake/attrs/"))
+if native_token:
+    req.add_header("Authorization", f"Bearer {native_token}")
+with urllib.request.urlopen(req) as r:
+    assert r.headers["Content-Type"] == "text/csv" and r.headers["x-amz-meta-owner"] == "data-eng", dict(r.headers)
+    assert r.headers["Cache-Control"] == "max-age=60"
+assert s3.head_object(Bucket="lake", Key="orders/part-0.parquet")["ContentType"] == "binary/octet-stream"
+s3.copy_object(Bucket="lake", Key="attrs/copy.csv", CopySource={"Bucket": "lake", "Key": "attrs/report.csv"})
+assert s3.head_object(Bucket="lake", Key="attrs/copy.csv")["Metadata"] == {"owner": "data-eng", "run": "42"}
+s3.copy_object(
+    Bucket="lake", Key="attrs/copy.csv", CopySource={"Bucket": "lake", "Key": "attrs/report.csv"},
+    MetadataDirective="REPLACE", ContentType="text/plain", Metadata={"fresh": "yes"},
+)
+replaced = s3.head_object(Bucket="lake", Key="attrs/copy.csv")
+assert replaced["ContentType"] == "text/plain" and replaced["Metadata"] == {"fresh": "yes"}, replaced
+assert code(s3.put_object, Bucket="lake", Key="attrs/big", Body=b"x", Metadata={"m": "v" * 3000})[0] == "MetadataTooLarge"
 
 # Conditional writes: create-only twice, then compare-and-swap
 s3.put_object(Bucket="lake", Key="once", Body=b"first", IfNoneMatch="*")
@@ -125,7 +157,7 @@ assert len(v1_keys) == 500
 after = s3.list_objects_v2(Bucket="lake", Prefix="many/", StartAfter="many/d4/k2499")
 assert [o["Key"] for o in after["Contents"]][:2] == ["many/top00", "many/top01"]
 top = s3.list_objects_v2(Bucket="lake", Delimiter="/")
-assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["digest/", "many/", "orders/"], top
+assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["attrs/", "digest/", "many/", "orders/"], top
 assert [o["Key"] for o in top.get("Contents", [])] == ["once"]
 odd = "odd key/with spaces+plus&amp%.txt"
 s3.put_object(Bucket="lake", Key=odd, Body=b"odd")
