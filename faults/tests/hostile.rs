@@ -134,9 +134,10 @@ fn key_corpus() -> Vec<String> {
         "%2f",
         "%2f%2fabs",
         "a//b",
-        "a/",
+        "a//",
         "a%2f%2fb",
-        "a%2f",
+        "a%2f%2f",
+        "..%2f",
     ] {
         corpus.push(k.to_owned());
     }

@@ -21,6 +21,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Address of the S3 face (docs/s3-compatibility.md); empty turns it off.
     pub s3_listen: String,
+    /// A multipart upload neither completed nor aborted is removed this long after it
+    /// started, e.g. `"24h"`.
+    #[serde(deserialize_with = "service_kit::duration")]
+    pub multipart_expiry: Duration,
     /// With this set, `<bucket>.<s3_domain>` hosts address buckets virtual-host style
     /// (path style always works).
     #[serde(default)]
@@ -171,6 +175,7 @@ mod tests {
         let s = Settings::load(None, &HashMap::new(), &Overrides::default()).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8101");
         assert_eq!(s.s3_addr().unwrap().to_string(), "127.0.0.1:8103");
+        assert_eq!(s.multipart_expiry, Duration::from_secs(24 * 3600));
         assert_eq!(s.data_dir, PathBuf::from("./data/storaged"));
         assert_eq!(s.max_object_size.as_u64(), 5 * 1024 * 1024 * 1024);
         assert_eq!(s.body_idle_timeout, Duration::from_secs(30));

@@ -86,8 +86,13 @@ impl Application {
                     metrics.clone(),
                     settings.max_object_size.as_u64(),
                 );
-                let server = S3Server::start(listener, face, settings.s3_domain.as_deref())
-                    .map_err(|e| Error::io("starting the s3 face", e))?;
+                let server = S3Server::start(
+                    listener,
+                    face,
+                    settings.s3_domain.as_deref(),
+                    settings.multipart_expiry,
+                )
+                .map_err(|e| Error::io("starting the s3 face", e))?;
                 tracing::info!(port = server.port(), "s3 face listening");
                 Some(server)
             }

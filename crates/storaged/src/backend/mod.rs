@@ -89,7 +89,6 @@ pub struct NewObject {
     pub s3_tag: Option<S3Tag>,
 }
 
-
 /// Result of a successful put.
 #[derive(Debug, Clone)]
 pub struct PutOutcome {

@@ -3,10 +3,9 @@
 
 use futures_util::{StreamExt, TryStreamExt};
 use s3s::dto::{
-    CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput,
-    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, GetObjectInput,
-    GetObjectOutput, HeadObjectInput, HeadObjectOutput, PutObjectInput, PutObjectOutput,
-    StreamingBlob,
+    DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject,
+    GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, PutObjectInput,
+    PutObjectOutput, StreamingBlob,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
@@ -18,7 +17,7 @@ use crate::http::auth::{Access, Caller};
 /// Deletes of one DeleteObjects request in flight at once.
 const DELETE_CONCURRENCY: usize = 16;
 
-fn audit(caller: &Caller, operation: &str, key: &str, outcome: &str) {
+pub(super) fn audit(caller: &Caller, operation: &str, key: &str, outcome: &str) {
     tracing::info!(
         credential = caller.name(),
         method = operation,
@@ -31,7 +30,7 @@ fn audit(caller: &Caller, operation: &str, key: &str, outcome: &str) {
 
 impl S3Face {
     /// `body` ending with [`BodyError::TooLarge`] past the object size limit.
-    fn limited(&self, body: Body) -> Body {
+    pub(super) fn limited(&self, body: Body) -> Body {
         let limit = self.max_object_size;
         let bytes_in = self.metrics.bytes_in.clone();
         body.scan(0_u64, move |seen, chunk| {
@@ -50,7 +49,11 @@ impl S3Face {
     }
 
     /// Opens `bucket/key`; a missing key is `NoSuchBucket` when its bucket is missing too.
-    async fn open(&self, bucket: &str, key: &manifest_codec::ObjectKey) -> S3Result<ObjectReader> {
+    pub(super) async fn open(
+        &self,
+        bucket: &str,
+        key: &manifest_codec::ObjectKey,
+    ) -> S3Result<ObjectReader> {
         match self.backend.get(key).await {
             Ok(reader) => Ok(reader),
             Err(crate::backend::StorageError::NotFound { .. }) => {
@@ -139,7 +142,7 @@ fn user_metadata(
 }
 
 /// The answer to a read's conditions: go on, or stop with this error (412 or 304).
-fn read_conditions(
+pub(super) fn read_conditions(
     meta: &ObjectMeta,
     if_match: Option<&s3s::dto::ETagCondition>,
     if_none_match: Option<&s3s::dto::ETagCondition>,
@@ -348,95 +351,6 @@ pub(super) async fn delete_objects(
     Ok(S3Response::new(DeleteObjectsOutput {
         deleted: Some(deleted),
         errors: Some(errors),
-        ..Default::default()
-    }))
-}
-
-pub(super) async fn copy_object(
-    face: &S3Face,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let input = &req.input;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(NotImplemented, "copy sources are bucket/key"));
-    };
-    if version_id.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "storaged keeps no object versions"
-        ));
-    }
-    let source = native_key(src_bucket, src_key)?;
-    let target = native_key(&input.bucket, &input.key)?;
-    face.authorize(&req, Access::Read(source.as_str()))?;
-    let caller = face.authorize(&req, Access::Write(target.as_str()))?;
-    face.require_bucket(&input.bucket).await?;
-    let object = face.open(src_bucket, &source).await?;
-    read_conditions(
-        &object.meta,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
-    )
-    .map_err(|e| {
-        if *e.code() == s3s::S3ErrorCode::NotModified {
-            s3_error!(PreconditionFailed, "the copy source was not modified")
-        } else {
-            e
-        }
-    })?;
-    let replace = input
-        .metadata_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str() == s3s::dto::MetadataDirective::REPLACE);
-    let attrs = if replace {
-        convert::attributes(
-            input.content_type.as_ref(),
-            input.content_encoding.as_ref(),
-            input.cache_control.as_ref(),
-            input.content_disposition.as_ref(),
-            input.metadata.as_ref(),
-        )?
-    } else {
-        object.attrs.clone()
-    };
-    let size = object.meta.size;
-    let body: Body = object
-        .stream(0, size)
-        .map_err(|e| BodyError::Aborted(format!("reading the copy source: {e}")))
-        .boxed();
-    let new = NewObject {
-        condition: Condition::None,
-        attrs,
-        s3_tag: None,
-    };
-    let outcome = face
-        .backend
-        .write(&target, new, body)
-        .await
-        .map_err(storage_error)?;
-    audit(
-        &caller,
-        "CopyObject",
-        target.as_str(),
-        if outcome.created {
-            "created"
-        } else {
-            "replaced"
-        },
-    );
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&outcome.meta)),
-            last_modified: Some(timestamp(outcome.meta.last_modified)),
-            ..Default::default()
-        }),
         ..Default::default()
     }))
 }

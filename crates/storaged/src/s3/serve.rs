@@ -46,11 +46,13 @@ struct Services {
 }
 
 impl S3Server {
-    /// Serves `face` on `listener` from now on; `domain` turns on virtual-host addressing.
+    /// Serves `face` on `listener` from now on; `domain` turns on virtual-host addressing;
+    /// multipart uploads older than `expiry` are swept away.
     pub fn start(
         listener: TcpListener,
         face: S3Face,
         domain: Option<&str>,
+        expiry: Duration,
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
@@ -80,6 +82,7 @@ impl S3Server {
         let thread = std::thread::Builder::new()
             .name("s3-listener".into())
             .spawn(move || {
+                runtime.spawn(sweep(services.face.clone(), expiry, stopped.clone()));
                 runtime.block_on(accept(listener, services, stopped));
                 runtime.shutdown_timeout(DRAIN);
             })?;
@@ -110,6 +113,24 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
+        }
+    }
+}
+
+/// Removes expired multipart uploads every quarter of `expiry` (at least every 10 min).
+async fn sweep(face: S3Face, expiry: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let every = (expiry / 4).clamp(Duration::from_millis(100), Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+        match super::multipart::sweep(&face, expiry).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "s3: expired multipart staging removed"),
+            Err(e) => {
+                tracing::warn!(error = %service_kit::ErrorChain(&e), "s3: multipart sweep failed");
+            }
         }
     }
 }

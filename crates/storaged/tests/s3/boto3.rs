@@ -58,3 +58,19 @@ fn signatures_keys_and_scopes_are_checked() {
     let stack = S3Stack::with_credentials(ADMIN);
     run_python("boto3_auth.py", &[&stack.endpoint()]);
 }
+
+#[test]
+fn multipart_uploads_publish_atomically_and_expire() {
+    let stack = S3Stack::start_with(None, &[("STORAGED_MULTIPART_EXPIRY", "1s")]);
+    let out = run_python("boto3_multipart.py", &[&stack.endpoint(), &stack.native()]);
+    let left = out["left"].as_str().unwrap();
+    let staging = stack.data_dir().join("objects/_s3/uploads/lake");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while staging.join(left).try_exists().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upload {left} was not swept"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

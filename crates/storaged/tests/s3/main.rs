@@ -30,9 +30,16 @@ impl S3Stack {
     }
 
     fn start(credentials: Option<&str>) -> Self {
+        Self::start_with(credentials, &[])
+    }
+
+    /// With `credentials` and the environment variables `env`.
+    fn start_with(credentials: Option<&str>, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let s3_port = free_port();
-        let mut launch = Launch::storaged(&dir.path().join("data"), free_port()).s3(s3_port);
+        let mut launch = Launch::storaged(&dir.path().join("data"), free_port())
+            .s3(s3_port)
+            .envs(env.iter().copied());
         if let Some(text) = credentials {
             let file = dir.path().join("credentials.toml");
             std::fs::write(&file, text).unwrap();
