@@ -2,6 +2,7 @@
 //! driving the real storaged binary; the scripts live in `clients/` and assert as they go.
 
 mod boto3;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
