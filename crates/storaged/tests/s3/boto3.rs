@@ -74,3 +74,40 @@ fn multipart_uploads_publish_atomically_and_expire() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn pyarrow_writes_a_partitioned_dataset_with_directory_markers_and_reads_it_back() {
+    let stack = S3Stack::open();
+    let out = run_python(
+        "lake_tools.py",
+        &["pyarrow", &stack.endpoint(), &stack.native()],
+    );
+    assert_eq!(out["rows"], 1000);
+}
+
+#[test]
+fn polars_writes_and_scans_parquet_over_s3() {
+    let stack = S3Stack::open();
+    let out = run_python(
+        "lake_tools.py",
+        &["polars", &stack.endpoint(), &stack.native()],
+    );
+    assert_eq!(out["rows"], 1000);
+}
+
+#[test]
+fn duckdb_copies_to_s3_in_parts_and_globs_it_back() {
+    let stack = S3Stack::open();
+    let out = run_python(
+        "lake_tools.py",
+        &["duckdb", &stack.endpoint(), &stack.native()],
+    );
+    assert_eq!(out["rows"], 6_000_000);
+    let completed =
+        r#"storaged_s3_requests_total{operation="CompleteMultipartUpload",status="200"}"#;
+    assert_eq!(
+        stack.metric(completed),
+        Some(3.0),
+        "each COPY TO was a multipart upload"
+    );
+}

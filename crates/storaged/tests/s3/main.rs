@@ -63,6 +63,26 @@ impl S3Stack {
         self.storaged.url()
     }
 
+    /// The native `/metrics` text.
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.storaged.port)).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// The value of the metric line that starts with `series`.
+    fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
