@@ -2,6 +2,7 @@
 //! driving the real storaged binary; the scripts live in `clients/` and assert as they go.
 
 mod boto3;
+mod object_store;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,19 @@ impl S3Stack {
 
     fn native(&self) -> String {
         self.storaged.url()
+    }
+
+    /// Creates `bucket` with an unsigned S3 request (the open mode takes it).
+    fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).unwrap();
+        let request = format!(
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     }
 
     /// The native `/metrics` text.
