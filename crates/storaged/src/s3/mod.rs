@@ -12,7 +12,7 @@ mod checksum;
 mod convert;
 mod copy;
 mod list;
-mod multipart;
+pub(crate) mod multipart;
 mod objects;
 mod open;
 mod serve;

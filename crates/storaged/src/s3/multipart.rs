@@ -4,6 +4,7 @@
 //! before the acknowledgement leaves no object, after it the whole object), then removes
 //! the staging. Uploads left behind are removed after `multipart_expiry` (`sweep`).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -21,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::convert::{self, etag, native_key, storage_error, timestamp};
 use super::S3Face;
 use crate::backend::{
-    Attributes, Body, BodyError, Condition, NewObject, ObjectMeta, S3Tag, StorageError,
+    Attributes, Backend, Body, BodyError, Condition, NewObject, ObjectMeta, PutOutcome, S3Tag,
+    StorageError,
 };
 use crate::http::auth::Access;
 
@@ -301,9 +303,21 @@ fn chosen_parts(
     Ok(chosen)
 }
 
+/// Publishes the staged `parts`, in order, as `target`: one backend write, so a crash
+/// before it returns leaves no new object and after it the whole object.
+pub(crate) async fn publish(
+    backend: &Arc<dyn Backend>,
+    target: &ObjectKey,
+    parts: Vec<ObjectKey>,
+    new: NewObject,
+) -> Result<PutOutcome, StorageError> {
+    backend
+        .write(target, new, concatenated(backend.clone(), parts))
+        .await
+}
+
 /// The staged parts `keys`, in order, as one body.
-fn concatenated(face: &S3Face, keys: Vec<ObjectKey>) -> Body {
-    let backend = face.backend.clone();
+fn concatenated(backend: Arc<dyn Backend>, keys: Vec<ObjectKey>) -> Body {
     futures_util::stream::iter(keys)
         .then(move |key| {
             let backend = backend.clone();
@@ -361,15 +375,13 @@ pub(super) async fn complete(
         digest: digests.finalize().into(),
         parts: u32::try_from(chosen.len()).unwrap_or(u32::MAX),
     };
-    let body = concatenated(face, chosen.into_iter().map(|m| m.key).collect());
+    let parts = chosen.into_iter().map(|m| m.key).collect();
     let new = NewObject {
         condition,
         attrs: upload.attrs,
         s3_tag: Some(s3_tag),
     };
-    let outcome = face
-        .backend
-        .write(&target, new, body)
+    let outcome = publish(&face.backend, &target, parts, new)
         .await
         .map_err(storage_error)?;
     tracing::info!(
