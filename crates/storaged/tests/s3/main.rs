@@ -2,6 +2,7 @@
 //! driving the real storaged binary; the scripts live in `clients/` and assert as they go.
 
 mod boto3;
+mod hostile;
 mod object_store;
 mod tools;
 
