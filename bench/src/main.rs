@@ -13,6 +13,7 @@ mod lake;
 mod large;
 mod load;
 mod report;
+mod s3;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,9 @@ struct Args {
     /// Only the `lake cp` figures (and storaged's PUTs beside them).
     #[arg(long)]
     lake_only: bool,
+    /// Only the S3 face's figures (and the native ones beside them).
+    #[arg(long)]
+    s3_only: bool,
     #[arg(long)]
     storaged_bin: Option<PathBuf>,
     #[arg(long)]
@@ -280,6 +284,31 @@ fn main() {
         work.display()
     );
 
+    if args.s3_only {
+        let s3_port = free_port();
+        let mut storaged = Launch::storaged(&work.join("storaged"), free_port())
+            .program(&storaged_bin)
+            .s3(s3_port)
+            .env("RUST_LOG", "warn")
+            .log_dir(&work)
+            .spawn();
+        storaged.wait_ready_blocking(Duration::from_secs(600));
+        let endpoint = format!("http://127.0.0.1:{s3_port}");
+        s3::s3_face(
+            &storaged.url(),
+            &endpoint,
+            runs,
+            secs,
+            args.large_object_mib,
+            &mut figs,
+        );
+        storaged.stop(Duration::from_secs(20));
+        let results = figs.finish();
+        report::print_and_save(&results, &args.dir.join("results-s3.json"), &args.baseline);
+        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        return;
+    }
+
     if args.lake_only {
         let mut storaged = Launch::storaged(&work.join("storaged"), free_port())
             .program(&storaged_bin)
@@ -353,8 +382,10 @@ fn main() {
 
     // -- the product -------------------------------------------------------------------
     // fsync on (the default); warn-level logs, as a production deployment would run.
+    let s3_port = free_port();
     let storaged = Launch::storaged(&work.join("storaged"), free_port())
         .program(&storaged_bin)
+        .s3(s3_port)
         .env("RUST_LOG", "warn")
         .log_dir(&work)
         .spawn();
@@ -472,6 +503,15 @@ fn main() {
         );
     }
     lake::lake_cli(&work, &storaged_url, runs, args.large_object_mib, &mut figs);
+    let endpoint = format!("http://127.0.0.1:{s3_port}");
+    s3::s3_face(
+        &storaged_url,
+        &endpoint,
+        runs,
+        secs,
+        args.large_object_mib,
+        &mut figs,
+    );
     catalogd.stop(Duration::from_secs(20));
     let mut storaged = storaged;
     storaged.stop(Duration::from_secs(20));

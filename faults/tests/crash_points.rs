@@ -214,6 +214,6 @@ async fn a_crash_at_any_write_fsync_rename_or_mkdir_loses_nothing_acknowledged()
     assert_eq!(
         ops_hit.len(),
         script().len(),
-        "some operations were never crashed inside"
+        "some operations were never crashed inside: {ops_hit:?}"
     );
 }

@@ -59,6 +59,48 @@ async fn head_has_the_get_headers_and_no_body() {
 }
 
 #[actix_web::test]
+async fn content_headers_and_user_metadata_are_kept_with_the_object() {
+    let app = spawn_app().await;
+    let put = app
+        .send(
+            app.client
+                .put(app.object_url("attrs/report.csv"))
+                .insert_header(("content-type", "text/csv"))
+                .insert_header(("cache-control", "max-age=60"))
+                .insert_header(("content-disposition", "attachment"))
+                .insert_header(("x-amz-meta-owner", "data-eng")),
+            "a,b\n",
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    for method in ["GET", "HEAD"] {
+        let req = app
+            .client
+            .request(method.parse().unwrap(), app.object_url("attrs/report.csv"));
+        let r = app.send(req, Bytes::new()).await;
+        assert_eq!(r.header("content-type"), Some("text/csv"), "{method}");
+        assert_eq!(r.header("cache-control"), Some("max-age=60"), "{method}");
+        assert_eq!(
+            r.header("content-disposition"),
+            Some("attachment"),
+            "{method}"
+        );
+        assert_eq!(r.header("x-amz-meta-owner"), Some("data-eng"), "{method}");
+    }
+    // A new version has its own attributes; none given means octet-stream.
+    app.put("attrs/report.csv", "x").await;
+    let r = app.get("attrs/report.csv").await;
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.header("x-amz-meta-owner"), None);
+    let big = "v".repeat(3000);
+    let r = app
+        .put_with("attrs/big", ("x-amz-meta-m", big.as_str()), "x")
+        .await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(app.get("attrs/big").await.status, 404);
+}
+
+#[actix_web::test]
 async fn missing_objects_are_404_json() {
     let app = spawn_app().await;
     let message = app.get("nope/nothing").await.assert_error(404, "not_found");
