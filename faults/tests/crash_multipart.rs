@@ -1,7 +1,7 @@
 //! Crash-point sweep over a multipart upload on the S3 face: storaged is killed (SIGKILL,
-//! injected by strace) on entering the k-th `fsync`, `rename` or `unlink` of a script that
-//! creates a bucket, stages two parts and completes the upload, for every k the script
-//! reaches. After a plain restart the object is absent or whole — whole if the completion
+//! injected by strace) on entering the k-th `fsync`, `rename`, `unlink`, `linkat` or
+//! `mkdir` of a script that creates a bucket, stages two parts and completes the upload
+//! (which links the parts into a segment directory), for every k the script reaches. After a plain restart the object is absent or whole — whole if the completion
 //! was acknowledged — and never a prefix of its parts; no temporary file is left.
 
 use std::path::Path;
@@ -140,7 +140,7 @@ async fn a_crash_anywhere_in_a_multipart_upload_leaves_no_object_or_all_of_it() 
     let root = dir.path();
     let mut explored = 0;
     let mut seen = std::collections::BTreeSet::new();
-    for syscall in ["fsync", "rename", "unlink"] {
+    for syscall in ["fsync", "rename", "unlink", "linkat", "mkdir"] {
         let mut k = 1;
         while let Some(reached) =
             run_until_killed(root, &root.join(format!("data-{syscall}-{k}")), syscall, k).await

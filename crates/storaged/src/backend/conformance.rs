@@ -48,7 +48,107 @@ pub async fn run_all(store: &dyn Backend) {
     listing(store).await;
     file_and_directory_keys_coexist(store).await;
     attributes_and_s3_tags(store).await;
+    assembled_objects(store).await;
     assert!(store.is_ready().await);
+}
+
+/// Reads `start..start+len` of `k`.
+async fn read_range(store: &dyn Backend, k: &str, start: u64, len: u64) -> Vec<u8> {
+    let mut stream = store.get(&key(k)).await.unwrap().stream(start, len);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+/// An object assembled from parts reads as their concatenation, keeps its attributes and
+/// S3 tag, outlives its parts, and is overwritten and deleted like any other.
+pub async fn assembled_objects(store: &dyn Backend) {
+    let one: Vec<u8> = (0..300 * 1024_u32).map(|i| (i % 241) as u8).collect();
+    let two = vec![b'2'; 1000];
+    store
+        .put(&key("conf/asm/p/1"), Condition::None, body(one.clone()))
+        .await
+        .unwrap();
+    store
+        .put(&key("conf/asm/p/2"), Condition::None, body(two.clone()))
+        .await
+        .unwrap();
+    let parts = vec![key("conf/asm/p/1"), key("conf/asm/p/2")];
+    let tag = S3Tag {
+        digest: [5; 16],
+        parts: 2,
+    };
+    let new = NewObject {
+        attrs: Attributes {
+            content_type: Some("application/x-parquet".into()),
+            ..Attributes::default()
+        },
+        s3_tag: Some(tag),
+        ..NewObject::default()
+    };
+    let made = store
+        .assemble(&key("conf/asm/whole"), new, parts.clone())
+        .await
+        .unwrap();
+    assert!(made.created);
+    assert_eq!(
+        (made.meta.size, made.meta.s3_tag),
+        (301 * 1024 - 24, Some(tag))
+    );
+    let whole: Vec<u8> = one.iter().chain(two.iter()).copied().collect();
+    assert_eq!(whole.len() as u64, made.meta.size);
+    assert!(read(store, "conf/asm/whole").await.unwrap() == whole);
+    let edge = read_range(store, "conf/asm/whole", 300 * 1024 - 10, 20).await;
+    assert_eq!(edge, whole[300 * 1024 - 10..300 * 1024 + 10]);
+    let got = store.get(&key("conf/asm/whole")).await.unwrap();
+    assert_eq!(got.meta.etag, made.meta.etag, "the tag is stable");
+    assert_eq!(
+        got.attrs.content_type.as_deref(),
+        Some("application/x-parquet")
+    );
+    let again = NewObject {
+        condition: Condition::Absent,
+        ..NewObject::default()
+    };
+    assert!(matches!(
+        store
+            .assemble(&key("conf/asm/whole"), again, parts.clone())
+            .await,
+        Err(Error::PreconditionFailed { .. })
+    ));
+    let missing = vec![key("conf/asm/p/1"), key("conf/asm/p/9")];
+    assert!(matches!(
+        store
+            .assemble(&key("conf/asm/other"), NewObject::default(), missing)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get(&key("conf/asm/other")).await,
+        Err(Error::NotFound { .. })
+    ));
+    for part in &parts {
+        store.delete(part, Condition::None).await.unwrap();
+    }
+    assert!(
+        read(store, "conf/asm/whole").await.unwrap() == whole,
+        "outlives its parts"
+    );
+    store
+        .put(&key("conf/asm/whole"), Condition::None, body("plain now"))
+        .await
+        .unwrap();
+    assert_eq!(read(store, "conf/asm/whole").await.unwrap(), b"plain now");
+    store
+        .delete(&key("conf/asm/whole"), Condition::None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get(&key("conf/asm/whole")).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// Attributes come back with the content; the S3 tag is the MD5, or the one given for an

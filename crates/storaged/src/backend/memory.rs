@@ -85,6 +85,27 @@ impl Backend for Memory {
         Ok(PutOutcome { meta, created })
     }
 
+    async fn assemble(
+        &self,
+        key: &ObjectKey,
+        new: NewObject,
+        parts: Vec<ObjectKey>,
+    ) -> Result<PutOutcome, StorageError> {
+        let mut content = BytesMut::new();
+        {
+            let objects = self.read();
+            for part in &parts {
+                let (_, _, bytes) = objects.get(part).ok_or_else(|| StorageError::NotFound {
+                    key: part.to_string(),
+                })?;
+                content.extend_from_slice(bytes);
+            }
+        }
+        let content = content.freeze();
+        let body = futures_util::stream::once(async move { Ok(content) }).boxed();
+        Backend::write(self, key, new, body).await
+    }
+
     async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, StorageError> {
         let objects = self.read();
         let (meta, attrs, content) =

@@ -193,6 +193,18 @@ pub trait Backend: fmt::Debug + Send + Sync {
         self.write(key, new, body).await
     }
 
+    /// Stores under `key` the content of the objects `parts`, in order, with `new`'s
+    /// attributes, if `new.condition` holds — atomically, as [`Backend::write`]. A part
+    /// that does not exist is [`StorageError::NotFound`]. The parts are left as they are;
+    /// deleting them later does not change the new object. The native ETag may be derived
+    /// from the parts' ETags rather than the bytes (still strong).
+    async fn assemble(
+        &self,
+        key: &ObjectKey,
+        new: NewObject,
+        parts: Vec<ObjectKey>,
+    ) -> Result<PutOutcome, StorageError>;
+
     /// Opens the current version of `key`, or [`StorageError::NotFound`].
     async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, StorageError>;
 

@@ -377,6 +377,21 @@ impl Fs for SimFs {
         })
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.mutate(|s| {
+            let ino = s.lookup(from)?;
+            if s.kind(ino) == Kind::Dir {
+                return Err(io::ErrorKind::IsADirectory.into());
+            }
+            let (to_dir, to_name) = s.parent_of(to)?;
+            if s.entries_mut(to_dir).contains_key(&to_name) {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            s.entries_mut(to_dir).insert(to_name, ino);
+            Ok(())
+        })
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.mutate(|s| {
             let (dir, name, ino) = s.entry(path)?;

@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::convert::{self, etag, native_key, storage_error, timestamp};
 use super::S3Face;
 use crate::backend::{
-    Attributes, Backend, Body, BodyError, Condition, NewObject, ObjectMeta, PutOutcome, S3Tag,
-    StorageError,
+    Attributes, Backend, Body, Condition, NewObject, ObjectMeta, PutOutcome, S3Tag, StorageError,
 };
 use crate::http::auth::Access;
 
@@ -303,40 +302,16 @@ fn chosen_parts(
     Ok(chosen)
 }
 
-/// Publishes the staged `parts`, in order, as `target`: one backend write, so a crash
-/// before it returns leaves no new object and after it the whole object.
+/// Publishes the staged `parts`, in order, as `target`: one backend assembly (atomic, as
+/// a write; on the local disk the parts are linked, not copied), so a crash before it
+/// returns leaves no new object and after it the whole object.
 pub(crate) async fn publish(
     backend: &Arc<dyn Backend>,
     target: &ObjectKey,
     parts: Vec<ObjectKey>,
     new: NewObject,
 ) -> Result<PutOutcome, StorageError> {
-    backend
-        .write(target, new, concatenated(backend.clone(), parts))
-        .await
-}
-
-/// The staged parts `keys`, in order, as one body.
-fn concatenated(backend: Arc<dyn Backend>, keys: Vec<ObjectKey>) -> Body {
-    futures_util::stream::iter(keys)
-        .then(move |key| {
-            let backend = backend.clone();
-            async move {
-                let reader = backend
-                    .get(&key)
-                    .await
-                    .map_err(|e| BodyError::Aborted(format!("reading staged part {key}: {e}")))?;
-                let size = reader.meta.size;
-                Ok::<_, BodyError>(reader.stream(0, size).map(|c| {
-                    c.map_err(|e| BodyError::Aborted(format!("reading a staged part: {e}")))
-                }))
-            }
-        })
-        .flat_map(|part| match part {
-            Ok(stream) => stream.boxed(),
-            Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
-        })
-        .boxed()
+    backend.assemble(target, new, parts).await
 }
 
 pub(super) async fn complete(

@@ -42,6 +42,9 @@ impl LocalFs {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
+        if let Some(generation) = current.and_then(|c| c.segments) {
+            self.drop_segments(generation).await;
+        }
 
         // Exclusive: no put is between creating a directory and renaming into it.
         let _dirs = self.dirs.write().await;

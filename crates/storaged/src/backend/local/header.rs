@@ -10,10 +10,14 @@
 //! | 32..48 | zero                       | S3 tag digest (MD5, or MD5 of MD5s)    |
 //! | 48..52 | zero                       | S3 tag part count (LE; 0 = single)     |
 //! | 52..56 | zero                       | attributes length A (LE)               |
-//! | 56..64 | zero                       | zero                                   |
+//! | 56..60 | zero                       | segment count N (LE; 0 = plain object) |
+//! | 60..64 | zero                       | zero                                   |
 //!
 //! Format 2 follows the header with A bytes of attributes (JSON), then the content; format
 //! 1 with the content. Files of format 1 are read as they are (no S3 tag, no attributes).
+//! An assembled object (N > 0, `assemble`) holds no content: after the attributes come its
+//! segment directory's generation (u64 LE) and the N segment sizes (u64 LE each); the
+//! content is in the segment files `segments/<generation>/<i>`.
 
 use crate::backend::fs::{Fs, ReadFile};
 use crate::backend::{ETag, S3Tag};
@@ -23,6 +27,8 @@ const MAGIC_V1: &[u8; 8] = b"STGOBJ01";
 const MAGIC_V2: &[u8; 8] = b"STGOBJ02";
 /// Largest attributes block accepted.
 pub(super) const MAX_ATTRS: usize = 64 * 1024;
+/// Most segments of an assembled object (S3's part limit).
+pub(super) const MAX_SEGMENTS: u32 = 10_000;
 
 /// What an object file's header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +38,23 @@ pub(super) struct Header {
     /// `None` for a format-1 file.
     pub(super) s3_tag: Option<S3Tag>,
     pub(super) attrs_len: u32,
+    /// Segments of an assembled object (0: the content follows the attributes).
+    pub(super) segments: u32,
 }
 
 impl Header {
-    /// Where the content starts.
+    /// Where the content (or an assembled object's segment table) starts.
     pub(super) fn content_offset(&self) -> u64 {
         HEADER_LEN as u64 + u64::from(self.attrs_len)
+    }
+
+    /// The length of the file that holds this header.
+    fn file_len(&self) -> Option<u64> {
+        if self.segments == 0 {
+            self.content_offset().checked_add(self.size)
+        } else {
+            Some(self.content_offset() + 8 + 8 * u64::from(self.segments))
+        }
     }
 
     /// The 64 header bytes (format 2).
@@ -50,6 +67,7 @@ impl Header {
         raw[32..48].copy_from_slice(&tag.digest);
         raw[48..52].copy_from_slice(&tag.parts.to_le_bytes());
         raw[52..56].copy_from_slice(&self.attrs_len.to_le_bytes());
+        raw[56..60].copy_from_slice(&self.segments.to_le_bytes());
         raw
     }
 
@@ -67,6 +85,7 @@ impl Header {
                 size,
                 s3_tag: None,
                 attrs_len: 0,
+                segments: 0,
             },
             m if m == MAGIC_V2 => {
                 let mut digest = [0; 16];
@@ -79,12 +98,14 @@ impl Header {
                         parts: word(48),
                     }),
                     attrs_len: word(52),
+                    segments: word(56),
                 }
             }
             _ => return None,
         };
         (usize::try_from(header.attrs_len).is_ok_and(|a| a <= MAX_ATTRS)
-            && file_len.checked_sub(header.content_offset()) == Some(size))
+            && header.segments <= MAX_SEGMENTS
+            && header.file_len() == Some(file_len))
         .then_some(header)
     }
 }
@@ -121,6 +142,7 @@ mod tests {
                 parts: 2,
             }),
             attrs_len: 10,
+            segments: 0,
         };
         let raw = header.encode();
         assert_eq!(Header::parse(&raw, 77), Some(header));
@@ -129,6 +151,23 @@ mod tests {
         let mut bad = raw;
         bad[0] = b'X';
         assert_eq!(Header::parse(&bad, 77), None, "wrong magic");
+    }
+
+    #[test]
+    fn an_assembled_object_file_holds_its_segment_table_not_its_content() {
+        let header = Header {
+            etag: ETag::of(b"abc"),
+            size: 1 << 30,
+            s3_tag: Some(S3Tag {
+                digest: [7; 16],
+                parts: 3,
+            }),
+            attrs_len: 5,
+            segments: 3,
+        };
+        let raw = header.encode();
+        assert_eq!(Header::parse(&raw, 64 + 5 + 8 + 24), Some(header));
+        assert_eq!(Header::parse(&raw, 64 + 5 + (1 << 30)), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! (rebuilt from disk at start-up) answers existence, conditions and listings. Reads
 //! (`read`) stream from the opened file with a bounded read-ahead.
 
+mod assemble;
 mod delete;
 mod dirsync;
 mod fsync;
@@ -49,6 +50,8 @@ struct Entry {
     etag: ETag,
     s3_tag: Option<S3Tag>,
     last_modified: SystemTime,
+    /// The segment directory of an assembled object.
+    segments: Option<u64>,
 }
 
 impl Entry {
@@ -63,6 +66,8 @@ pub struct LocalFs {
     fs: Arc<dyn Fs>,
     objects: PathBuf,
     tmp: PathBuf,
+    /// Segment directories of assembled objects (`assemble`).
+    segments: PathBuf,
     fsync: FsyncPolicy,
     index: RwLock<BTreeMap<ObjectKey, Entry>>,
     locks: KeyLocks<ObjectKey>,
@@ -95,14 +100,16 @@ impl LocalFs {
     ) -> Result<(Self, OpenReport), StorageError> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
+        let segments = data_dir.join("segments");
         let created = scan::missing_dirs(fs.as_ref(), data_dir);
         let owner = scan::lock_data_dir(fs.as_ref(), data_dir)?;
         let (index, report) = {
             let (fs, objects, tmp) = (fs.clone(), objects.clone(), tmp.clone());
+            let segments = segments.clone();
             let data_dir = data_dir.to_path_buf();
             let fsync = fsync.clone();
             tokio::task::spawn_blocking(move || {
-                let scanned = scan::scan(fs.as_ref(), &objects, &tmp)?;
+                let scanned = scan::scan(fs.as_ref(), &objects, &tmp, &segments)?;
                 // The first acknowledged write needs `objects/` (and every directory
                 // created above it) to survive a power loss too.
                 let parents = created.iter().filter_map(|d| d.parent());
@@ -118,6 +125,7 @@ impl LocalFs {
             fs,
             objects,
             tmp,
+            segments,
             fsync,
             index: RwLock::new(index),
             _owner: owner,
@@ -188,10 +196,12 @@ impl Backend for LocalFs {
         let path = self.object_path(key);
         let fs = self.fs.clone();
         let budget = self.read_budget.clone();
-        let opened =
-            tokio::task::spawn_blocking(move || read::open_object(fs.as_ref(), &path, &budget))
-                .await
-                .map_err(|e| StorageError::task("opening an object", e))?;
+        let segments = self.segments.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            read::open_object(fs.as_ref(), &path, &segments, &budget)
+        })
+        .await
+        .map_err(|e| StorageError::task("opening an object", e))?;
         let opened = match opened {
             Ok(opened) => opened,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
@@ -208,6 +218,15 @@ impl Backend for LocalFs {
             attrs: opened.attrs,
             content: opened.content,
         })
+    }
+
+    async fn assemble(
+        &self,
+        key: &ObjectKey,
+        new: NewObject,
+        parts: Vec<ObjectKey>,
+    ) -> Result<PutOutcome, StorageError> {
+        self.assemble_parts(key, new, parts).await
     }
 
     async fn delete(&self, key: &ObjectKey, condition: Condition) -> Result<(), StorageError> {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
+use super::assemble::Segmented;
 use super::header::{open_checked, Header, HEADER_LEN};
 use super::SMALL_OBJECT;
 use crate::backend::fs::{Fs, ReadFile};
@@ -40,13 +41,19 @@ pub(super) struct Opened {
 pub(super) fn open_object(
     fs: &dyn Fs,
     path: &Path,
+    segments_root: &Path,
     budget: &Arc<Semaphore>,
 ) -> std::io::Result<Opened> {
     let (file, header) = open_checked(fs, path)?;
     let size = header.size;
     let attrs_len = usize::try_from(header.attrs_len).unwrap_or(0);
     // A small object is read with its attributes in one read.
-    let (attrs, content): (Vec<u8>, Box<dyn Content>) = if size <= SMALL_OBJECT as u64 {
+    let (attrs, content): (Vec<u8>, Box<dyn Content>) = if header.segments > 0 {
+        let mut attrs = vec![0; attrs_len];
+        file.read_exact_at(&mut attrs, HEADER_LEN as u64)?;
+        let segmented = Segmented::open(fs, file.as_ref(), &header, segments_root, budget)?;
+        (attrs, Box::new(segmented))
+    } else if size <= SMALL_OBJECT as u64 {
         let mut all = vec![0; attrs_len + usize::try_from(size).unwrap_or(0)];
         file.read_exact_at(&mut all, HEADER_LEN as u64)?;
         let mut attrs = Bytes::from(all);
@@ -83,6 +90,17 @@ pub(super) struct FileContent {
     file: Arc<dyn ReadFile>,
     offset: u64,
     budget: Arc<Semaphore>,
+}
+
+impl FileContent {
+    /// The content of `file` from `offset` on.
+    pub(super) fn new(file: Arc<dyn ReadFile>, offset: u64, budget: Arc<Semaphore>) -> Self {
+        Self {
+            file,
+            offset,
+            budget,
+        }
+    }
 }
 
 /// A chunk read from a file, holding its share of the read-ahead budget until freed.

@@ -58,11 +58,15 @@ pub(super) fn scan(
     fs: &dyn Fs,
     objects: &Path,
     tmp: &Path,
+    segments: &Path,
 ) -> Result<(BTreeMap<ObjectKey, Entry>, OpenReport), StorageError> {
     fs.create_dir_all(objects)
         .map_err(|e| StorageError::io("creating the objects directory", e))?;
     fs.create_dir_all(tmp)
         .map_err(|e| StorageError::io("creating the temporary directory", e))?;
+    fs.create_dir_all(segments)
+        .map_err(|e| StorageError::io("creating the segment directory", e))?;
+    let mut named = std::collections::HashSet::new();
     let mut report = OpenReport {
         swept: sweep(fs, tmp)?,
         ..OpenReport::default()
@@ -104,6 +108,20 @@ pub(super) fn scan(
             match open_checked(fs, &path) {
                 Ok((file, header)) => {
                     let last_modified = file.modified();
+                    let generation = if header.segments > 0 {
+                        let mut raw = [0; 8];
+                        match file.read_exact_at(&mut raw, header.content_offset()) {
+                            Ok(()) => Some(u64::from_le_bytes(raw)),
+                            Err(e) => {
+                                tracing::warn!(path = %path.display(), error = %e, "skipping an assembled object whose table cannot be read");
+                                report.skipped += 1;
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    named.extend(generation);
                     index.insert(
                         key,
                         Entry {
@@ -111,6 +129,7 @@ pub(super) fn scan(
                             etag: header.etag,
                             s3_tag: header.s3_tag,
                             last_modified,
+                            segments: generation,
                         },
                     );
                     report.objects += 1;
@@ -122,6 +141,7 @@ pub(super) fn scan(
             }
         }
     }
+    report.swept += super::assemble::sweep_segments(fs, segments, &named)?;
     Ok((index, report))
 }
 

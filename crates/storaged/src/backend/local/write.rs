@@ -26,6 +26,24 @@ pub(super) struct Staged {
     header: Header,
     /// A small object's attributes and content, to be written with the header.
     small: Option<(Vec<u8>, bytes::BytesMut)>,
+    /// The segment directory of an assembled object.
+    generation: Option<u64>,
+}
+
+impl Staged {
+    /// An assembled object's file: header, attributes, segment table.
+    pub(super) fn table(
+        header: Header,
+        attrs: Vec<u8>,
+        table: bytes::BytesMut,
+        generation: u64,
+    ) -> Self {
+        Self {
+            header,
+            small: Some((attrs, table)),
+            generation: Some(generation),
+        }
+    }
 }
 
 /// The content hashes every object gets: BLAKE3 (storaged's ETag) and MD5 (S3's).
@@ -49,6 +67,7 @@ impl Hashes {
             size,
             s3_tag: Some(s3_tag.unwrap_or_else(|| S3Tag::single(self.md5.finalize().into()))),
             attrs_len: u32::try_from(attrs_len).unwrap_or(u32::MAX),
+            segments: 0,
         }
     }
 }
@@ -83,6 +102,7 @@ impl LocalFs {
             return Ok(Staged {
                 header: hashes.header(size, attrs.len(), new.s3_tag),
                 small: Some((attrs, buffered)),
+                generation: None,
             });
         }
 
@@ -130,6 +150,7 @@ impl LocalFs {
         Ok(Staged {
             header,
             small: None,
+            generation: None,
         })
     }
 
@@ -143,7 +164,11 @@ impl LocalFs {
         target: PathBuf,
         staged: Staged,
     ) -> Result<PutOutcome, StorageError> {
-        let Staged { header, small } = staged;
+        let Staged {
+            header,
+            small,
+            generation,
+        } = staged;
         let _key = self.locks.lock(key).await;
         let previous = self.current(key);
         check_condition(key, condition, previous.map(|e| e.tags()))?;
@@ -168,11 +193,15 @@ impl LocalFs {
             etag: header.etag,
             s3_tag: header.s3_tag,
             last_modified,
+            segments: generation,
         };
         self.index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key.clone(), entry);
+        if let Some(replaced) = previous.and_then(|p| p.segments) {
+            self.drop_segments(replaced).await;
+        }
         Ok(PutOutcome {
             meta: meta(key.clone(), entry),
             created: previous.is_none(),
