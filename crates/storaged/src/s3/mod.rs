@@ -16,6 +16,7 @@ pub(crate) mod multipart;
 mod objects;
 mod open;
 mod serve;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -224,7 +225,7 @@ impl s3s::S3 for S3Face {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         named(&req, "ListParts");
-        multipart::list_parts(self, req).await
+        uploads::list_parts(self, req).await
     }
 
     async fn list_multipart_uploads(
@@ -232,6 +233,6 @@ impl s3s::S3 for S3Face {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         named(&req, "ListMultipartUploads");
-        multipart::list_uploads(self, req).await
+        uploads::list_uploads(self, req).await
     }
 }

@@ -13,21 +13,20 @@ use md5::Digest as _;
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
     CompleteMultipartUploadOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
-    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
-    MultipartUpload, Part, UploadPartInput, UploadPartOutput,
+    UploadPartInput, UploadPartOutput,
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
-use super::convert::{self, etag, native_key, storage_error, timestamp};
+use super::convert::{self, etag, native_key, storage_error};
 use super::S3Face;
 use crate::backend::{
     Attributes, Backend, Body, Condition, NewObject, ObjectMeta, PutOutcome, S3Tag, StorageError,
 };
 use crate::http::auth::Access;
 
-const UPLOADS: &str = "_s3/uploads/";
-const RECORD: &str = "upload";
+pub(super) const UPLOADS: &str = "_s3/uploads/";
+pub(super) const RECORD: &str = "upload";
 pub(super) const MAX_PARTS: i32 = 10_000;
 /// Every part but the last must be at least this big, as on S3.
 const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -35,11 +34,11 @@ const MIN_PART: u64 = 5 * 1024 * 1024;
 /// What CreateMultipartUpload records.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Upload {
-    key: String,
+pub(super) struct Upload {
+    pub(super) key: String,
     attrs: Attributes,
     /// Seconds since the Unix epoch.
-    initiated: u64,
+    pub(super) initiated: u64,
 }
 
 fn staging(bucket: &str, id: &str) -> String {
@@ -96,7 +95,7 @@ fn whole(body: Vec<u8>) -> Body {
 
 impl S3Face {
     /// The record of upload `id` in `bucket`, if there is one.
-    async fn record(&self, bucket: &str, id: &str) -> S3Result<Option<Upload>> {
+    pub(super) async fn record(&self, bucket: &str, id: &str) -> S3Result<Option<Upload>> {
         let record = staged_key(&format!("{}{RECORD}", staging(bucket, id)))?;
         let reader = match self.backend.get(&record).await {
             Ok(reader) => reader,
@@ -117,7 +116,7 @@ impl S3Face {
     }
 
     /// The upload `id` of `bucket/key`, or `NoSuchUpload`.
-    async fn upload(&self, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
+    pub(super) async fn upload(&self, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
         check_id(id)?;
         let Some(upload) = self.record(bucket, id).await? else {
             return Err(s3_error!(NoSuchUpload, "no upload with id {id:?}"));
@@ -146,7 +145,7 @@ impl S3Face {
     }
 
     /// The staged parts of upload `id`, by part number.
-    async fn parts(&self, bucket: &str, id: &str) -> S3Result<Vec<(u32, ObjectMeta)>> {
+    pub(super) async fn parts(&self, bucket: &str, id: &str) -> S3Result<Vec<(u32, ObjectMeta)>> {
         let prefix = staging(bucket, id);
         let mut parts = Vec::new();
         let mut after: Option<String> = None;
@@ -394,103 +393,6 @@ pub(super) async fn abort(
     face.remove_upload(&input.bucket, &input.upload_id).await?;
     tracing::info!(key = target.as_str(), upload = %input.upload_id, "s3: multipart upload aborted");
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
-}
-
-pub(super) async fn list_parts(
-    face: &S3Face,
-    req: S3Request<ListPartsInput>,
-) -> S3Result<S3Response<ListPartsOutput>> {
-    let input = &req.input;
-    let target = native_key(&input.bucket, &input.key)?;
-    face.authorize(&req, Access::Read(target.as_str()))?;
-    face.upload(&input.bucket, &input.key, &input.upload_id)
-        .await?;
-    let marker = u32::try_from(input.part_number_marker.unwrap_or(0)).unwrap_or(0);
-    let max = usize::try_from(input.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
-    let staged: Vec<(u32, ObjectMeta)> = face
-        .parts(&input.bucket, &input.upload_id)
-        .await?
-        .into_iter()
-        .filter(|(n, _)| *n > marker)
-        .collect();
-    let is_truncated = staged.len() > max;
-    let parts: Vec<Part> = staged
-        .into_iter()
-        .take(max)
-        .map(|(n, meta)| Part {
-            part_number: i32::try_from(n).ok(),
-            e_tag: Some(etag(&meta)),
-            size: i64::try_from(meta.size).ok(),
-            last_modified: Some(timestamp(meta.last_modified)),
-            ..Default::default()
-        })
-        .collect();
-    let next = parts.last().and_then(|p| p.part_number);
-    Ok(S3Response::new(ListPartsOutput {
-        bucket: Some(input.bucket.clone()),
-        key: Some(input.key.clone()),
-        upload_id: Some(input.upload_id.clone()),
-        max_parts: Some(i32::try_from(max).unwrap_or(1000)),
-        part_number_marker: input.part_number_marker,
-        next_part_number_marker: if is_truncated { next } else { None },
-        is_truncated: Some(is_truncated),
-        parts: Some(parts),
-        ..Default::default()
-    }))
-}
-
-pub(super) async fn list_uploads(
-    face: &S3Face,
-    req: S3Request<ListMultipartUploadsInput>,
-) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let input = &req.input;
-    let bucket = input.bucket.as_str();
-    let prefix = input.prefix.as_deref().unwrap_or_default();
-    face.authorize(&req, Access::List(&format!("{bucket}/{prefix}")))?;
-    face.require_bucket(bucket).await?;
-    let root = format!("{UPLOADS}{bucket}/");
-    let mut uploads = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = face
-            .backend
-            .list(&root, after.as_deref(), 1000)
-            .await
-            .map_err(storage_error)?;
-        for meta in &page.objects {
-            let rest = &meta.key.as_str()[root.len()..];
-            if let Some(id) = rest.strip_suffix(&format!("/{RECORD}")) {
-                uploads.push(id.to_owned());
-            }
-        }
-        after = page.objects.last().map(|m| m.key.to_string());
-        if !page.is_truncated {
-            break;
-        }
-    }
-    let mut listed = Vec::new();
-    for id in uploads {
-        let Some(upload) = face.record(bucket, &id).await? else {
-            continue;
-        };
-        if upload.key.starts_with(prefix) {
-            let initiated = UNIX_EPOCH + Duration::from_secs(upload.initiated);
-            listed.push(MultipartUpload {
-                key: Some(upload.key),
-                upload_id: Some(id),
-                initiated: Some(timestamp(initiated)),
-                ..Default::default()
-            });
-        }
-    }
-    listed.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
-    Ok(S3Response::new(ListMultipartUploadsOutput {
-        bucket: Some(bucket.to_owned()),
-        prefix: input.prefix.clone(),
-        is_truncated: Some(false),
-        uploads: Some(listed),
-        ..Default::default()
-    }))
 }
 
 /// Removes every upload initiated more than `expiry` ago, and parts whose upload record is
