@@ -194,13 +194,29 @@ async fn handle(
     let operation = Operation::default();
     let mut req = req.map(s3s::Body::from);
     req.extensions_mut().insert(operation.clone());
+    let has_body = req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
     let open = services.face.credentials.current().is_empty();
-    let result = if open {
+    let mut result = if open {
         super::open::unsign(&mut req);
         services.open.call(req).await
     } else {
         services.signed.call(req).await
     };
+    // An error may leave the request body unread; closing the connection after the answer
+    // keeps a client from sending its next request behind those bytes.
+    if let Ok(response) = &mut result {
+        if has_body && (response.status().is_client_error() || response.status().is_server_error())
+        {
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+    }
     let status = match &result {
         Ok(response) => response.status(),
         Err(_) => hyper::StatusCode::INTERNAL_SERVER_ERROR,

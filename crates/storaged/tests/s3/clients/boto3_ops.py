@@ -45,9 +45,9 @@ def code(call, **kwargs):
 
 
 # Buckets
-assert code(s3.head_bucket, Bucket="lake")[1] == 404
+assert (got := code(s3.head_bucket, Bucket="lake"))[1] == 404, got
 s3.create_bucket(Bucket="lake")
-assert code(s3.create_bucket, Bucket="lake")[0] == "BucketAlreadyOwnedByYou"
+assert (got := code(s3.create_bucket, Bucket="lake"))[0] == "BucketAlreadyOwnedByYou", got
 s3.head_bucket(Bucket="lake")
 assert s3.get_bucket_location(Bucket="lake").get("LocationConstraint") in (None, "")
 s3.create_bucket(Bucket="scratch")
@@ -63,15 +63,15 @@ got = s3.get_object(Bucket="lake", Key="orders/part-0.parquet")
 assert got["Body"].read() == b"hello world" and got["ETag"] == etag and got["ContentLength"] == 11
 assert s3.get_object(Bucket="lake", Key="orders/part-0.parquet", Range="bytes=6-")["Body"].read() == b"world"
 assert s3.get_object(Bucket="lake", Key="orders/part-0.parquet", Range="bytes=-3")["Body"].read() == b"rld"
-assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", Range="bytes=50-") == ("InvalidRange", 416)
+assert (got := code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", Range="bytes=50-")) == ("InvalidRange", 416), got
 assert s3.head_object(Bucket="lake", Key="orders/part-0.parquet")["ContentLength"] == 11
 assert native_get("lake/orders/part-0.parquet")[0] == b"hello world"
 assert s3.get_object(Bucket="lake", Key="orders/part-0.parquet", IfMatch=etag)["Body"].read() == b"hello world"
-assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfMatch='"0123"') == ("PreconditionFailed", 412)
-assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfNoneMatch=etag)[1] == 304
+assert (got := code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfMatch='"0123"')) == ("PreconditionFailed", 412), got
+assert (got := code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfNoneMatch=etag))[1] == 304, got
 future = time.time() + 3600
-assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfModifiedSince=future)[1] == 304
-assert code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfUnmodifiedSince=time.time() - 3600)[1] == 412
+assert (got := code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfModifiedSince=future))[1] == 304, got
+assert (got := code(s3.get_object, Bucket="lake", Key="orders/part-0.parquet", IfUnmodifiedSince=time.time() - 3600))[1] == 412, got
 
 # Content-Type, Cache-Control, Content-Disposition, Content-Encoding and user metadata are
 # kept and returned, on this face and the native one
@@ -101,14 +101,14 @@ s3.copy_object(
 )
 replaced = s3.head_object(Bucket="lake", Key="attrs/copy.csv")
 assert replaced["ContentType"] == "text/plain" and replaced["Metadata"] == {"fresh": "yes"}, replaced
-assert code(s3.put_object, Bucket="lake", Key="attrs/big", Body=b"x", Metadata={"m": "v" * 3000})[0] == "MetadataTooLarge"
+assert (got := code(s3.put_object, Bucket="lake", Key="attrs/big", Body=b"x", Metadata={"m": "v" * 3000}))[0] == "MetadataTooLarge", got
 
 # Conditional writes: create-only twice, then compare-and-swap
 s3.put_object(Bucket="lake", Key="once", Body=b"first", IfNoneMatch="*")
-assert code(s3.put_object, Bucket="lake", Key="once", Body=b"second", IfNoneMatch="*") == ("PreconditionFailed", 412)
+assert (got := code(s3.put_object, Bucket="lake", Key="once", Body=b"second", IfNoneMatch="*")) == ("PreconditionFailed", 412), got
 once = s3.head_object(Bucket="lake", Key="once")["ETag"]
 s3.put_object(Bucket="lake", Key="once", Body=b"third", IfMatch=once)
-assert code(s3.put_object, Bucket="lake", Key="once", Body=b"fourth", IfMatch=once)[1] == 412
+assert (got := code(s3.put_object, Bucket="lake", Key="once", Body=b"fourth", IfMatch=once))[1] == 412, got
 assert s3.get_object(Bucket="lake", Key="once")["Body"].read() == b"third"
 
 # Digests sent with a body are checked; a mismatch stores nothing
@@ -116,21 +116,21 @@ import base64, hashlib, zlib
 good_md5 = base64.b64encode(hashlib.md5(b"digest me").digest()).decode()
 s3.put_object(Bucket="lake", Key="digest/ok", Body=b"digest me", ContentMD5=good_md5)
 bad_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
-assert code(s3.put_object, Bucket="lake", Key="digest/bad", Body=b"digest me", ContentMD5=bad_md5) == ("BadDigest", 400)
-assert code(s3.put_object, Bucket="lake", Key="digest/bad", Body=b"digest me", ContentMD5="bm90IDE2IGJ5dGVz") == ("InvalidDigest", 400)
+assert (got := code(s3.put_object, Bucket="lake", Key="digest/bad", Body=b"digest me", ContentMD5=bad_md5)) == ("BadDigest", 400), got
+assert (got := code(s3.put_object, Bucket="lake", Key="digest/bad", Body=b"digest me", ContentMD5="bm90IDE2IGJ5dGVz")) == ("InvalidDigest", 400), got
 crc = base64.b64encode(zlib.crc32(b"digest me").to_bytes(4, "big")).decode()
 s3.put_object(Bucket="lake", Key="digest/crc", Body=b"digest me", ChecksumCRC32=crc)
-assert code(s3.put_object, Bucket="lake", Key="digest/bad", Body=b"digest me", ChecksumCRC32="AAAAAA==") == ("BadDigest", 400)
+assert (got := code(s3.put_object, Bucket="lake", Key="digest/bad", Body=b"digest me", ChecksumCRC32="AAAAAA==")) == ("BadDigest", 400), got
 sha = base64.b64encode(hashlib.sha256(b"digest me").digest()).decode()
 s3.put_object(Bucket="lake", Key="digest/sha", Body=b"digest me", ChecksumSHA256=sha)
-assert code(s3.head_object, Bucket="lake", Key="digest/bad")[1] == 404
+assert (got := code(s3.head_object, Bucket="lake", Key="digest/bad"))[1] == 404, got
 
 # Errors
-assert code(s3.get_object, Bucket="lake", Key="missing") == ("NoSuchKey", 404)
-assert code(s3.get_object, Bucket="nobucket", Key="x") == ("NoSuchBucket", 404)
-assert code(s3.put_object, Bucket="nobucket", Key="x", Body=b"x") == ("NoSuchBucket", 404)
-assert code(s3.put_object, Bucket="lake", Key="a/../b", Body=b"x")[0] == "InvalidArgument"
-assert code(s3.delete_bucket, Bucket="lake") == ("BucketNotEmpty", 409)
+assert (got := code(s3.get_object, Bucket="lake", Key="missing")) == ("NoSuchKey", 404), got
+assert (got := code(s3.get_object, Bucket="nobucket", Key="x")) == ("NoSuchBucket", 404), got
+assert (got := code(s3.put_object, Bucket="nobucket", Key="x", Body=b"x")) == ("NoSuchBucket", 404), got
+assert (got := code(s3.put_object, Bucket="lake", Key="a/../b", Body=b"x"))[0] == "InvalidArgument", got
+assert (got := code(s3.delete_bucket, Bucket="lake")) == ("BucketNotEmpty", 409), got
 
 # Directory markers and a delimiter listing across pages (2,500 keys, 1,000 per page)
 s3.put_object(Bucket="lake", Key="orders/", Body=b"")
@@ -194,6 +194,6 @@ except urllib.error.HTTPError as e:
 s3.delete_object(Bucket="scratch", Key="copy")
 s3.delete_object(Bucket="scratch", Key="copy")  # idempotent
 s3.delete_bucket(Bucket="scratch")
-assert code(s3.head_bucket, Bucket="scratch")[1] == 404
+assert (got := code(s3.head_bucket, Bucket="scratch"))[1] == 404, got
 
 print(json.dumps({"etag": etag, "expired_status": expired_status}))
