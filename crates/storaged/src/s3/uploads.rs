@@ -1,12 +1,13 @@
-//! ListParts and ListMultipartUploads: what is staged under `_s3/uploads/<bucket>/`.
+//! ListParts and ListMultipartUploads (markers, delimiter, `max-uploads`): what is staged
+//! under `_s3/uploads/<bucket>/`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use s3s::dto::{
-    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
-    MultipartUpload, Part,
+    CommonPrefix, ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput,
+    ListPartsOutput, MultipartUpload, Part,
 };
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::convert::{etag, native_key, storage_error, timestamp};
 use super::multipart::{RECORD, UPLOADS};
@@ -86,27 +87,113 @@ pub(super) async fn list_uploads(
             break;
         }
     }
-    let mut listed = Vec::new();
+    let mut listed: Vec<(String, String, u64)> = Vec::new();
     for id in uploads {
         let Some(upload) = face.record(bucket, &id).await? else {
             continue;
         };
         if upload.key.starts_with(prefix) {
-            let initiated = UNIX_EPOCH + Duration::from_secs(upload.initiated);
-            listed.push(MultipartUpload {
-                key: Some(upload.key),
-                upload_id: Some(id),
-                initiated: Some(timestamp(initiated)),
-                ..Default::default()
-            });
+            listed.push((upload.key, id, upload.initiated));
         }
     }
-    listed.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+    listed.sort();
+    let page = page_of_uploads(listed, input)?;
+    let to_upload = |(key, id, initiated): (String, String, u64)| MultipartUpload {
+        key: Some(key),
+        upload_id: Some(id),
+        initiated: Some(timestamp(UNIX_EPOCH + Duration::from_secs(initiated))),
+        ..Default::default()
+    };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(bucket.to_owned()),
         prefix: input.prefix.clone(),
-        is_truncated: Some(false),
-        uploads: Some(listed),
+        delimiter: input.delimiter.clone(),
+        key_marker: input.key_marker.clone(),
+        upload_id_marker: input.upload_id_marker.clone(),
+        max_uploads: Some(i32::try_from(page.max).unwrap_or(1000)),
+        is_truncated: Some(page.next.is_some()),
+        next_key_marker: page.next.as_ref().map(|(k, _)| k.clone()),
+        next_upload_id_marker: page.next.and_then(|(_, id)| id),
+        uploads: Some(page.uploads.into_iter().map(to_upload).collect()),
+        common_prefixes: Some(
+            page.prefixes
+                .into_iter()
+                .map(|p| CommonPrefix { prefix: Some(p) })
+                .collect(),
+        ),
         ..Default::default()
     }))
+}
+
+/// One page of a bucket's uploads.
+struct UploadsPage {
+    uploads: Vec<(String, String, u64)>,
+    prefixes: Vec<String>,
+    max: usize,
+    /// Where the next page starts (key marker, upload id marker), when there is one.
+    next: Option<(String, Option<String>)>,
+}
+
+/// The page of `all` (sorted by key, then upload id) that `input`'s markers, delimiter and
+/// `max-uploads` ask for: after (`key-marker`, `upload-id-marker`), keys that hold the
+/// delimiter past the prefix rolled up into common prefixes.
+fn page_of_uploads(
+    all: Vec<(String, String, u64)>,
+    input: &ListMultipartUploadsInput,
+) -> S3Result<UploadsPage> {
+    let max = match input.max_uploads {
+        None => 1000,
+        Some(n) if n < 0 => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-uploads must not be negative"
+            ))
+        }
+        Some(n) => usize::try_from(n).unwrap_or(1000).min(1000),
+    };
+    let prefix = input.prefix.as_deref().unwrap_or_default();
+    let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+    let key_marker = input.key_marker.as_deref();
+    let id_marker = input.upload_id_marker.as_deref();
+    let after = |key: &str, id: &str| match (key_marker, id_marker) {
+        (None, _) => true,
+        (Some(k), None) => key > k,
+        (Some(k), Some(i)) => key > k || (key == k && id > i),
+    };
+    let mut page = UploadsPage {
+        uploads: Vec::new(),
+        prefixes: Vec::new(),
+        max,
+        next: None,
+    };
+    for (key, id, initiated) in all.into_iter().filter(|(k, i, _)| after(k, i)) {
+        let rolled = delimiter.and_then(|d| {
+            key[prefix.len()..]
+                .find(d)
+                .map(|at| key[..prefix.len() + at + d.len()].to_owned())
+        });
+        if let Some(common) = &rolled {
+            if page.prefixes.last() == Some(common)
+                || key_marker.is_some_and(|k| k.starts_with(common.as_str()))
+            {
+                continue;
+            }
+        }
+        if page.uploads.len() + page.prefixes.len() == max {
+            page.next = Some(match (page.uploads.last(), page.prefixes.last()) {
+                (Some((k, i, _)), Some(p)) if k.as_str() > p.as_str() => {
+                    (k.clone(), Some(i.clone()))
+                }
+                (_, Some(p)) => (p.clone(), None),
+                (Some((k, i, _)), None) => (k.clone(), Some(i.clone())),
+                (None, None) => break,
+            });
+            break;
+        }
+        match rolled {
+            Some(common) => page.prefixes.push(common),
+            None => page.uploads.push((key, id, initiated)),
+        }
+    }
+    Ok(page)
 }

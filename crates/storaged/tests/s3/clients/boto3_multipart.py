@@ -118,6 +118,20 @@ s3.complete_multipart_upload(Bucket="lake", Key="copied.bin", UploadId=cp, Multi
     {"PartNumber": 1, "ETag": c1["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": c2["CopyPartResult"]["ETag"]}]})
 assert s3.get_object(Bucket="lake", Key="copied.bin")["Body"].read() == data[:6 * MiB] + p1 + b"tail"
 
+# ListMultipartUploads pages by key and upload id, and rolls keys up with a delimiter.
+made = []
+for key in ["pg/a", "pg/b", "pg/b", "pg/dir/x", "pg/dir/y"]:
+    made.append((key, s3.create_multipart_upload(Bucket="lake", Key=key)["UploadId"]))
+pages = list(s3.get_paginator("list_multipart_uploads").paginate(Bucket="lake", Prefix="pg/", PaginationConfig={"PageSize": 2}))
+assert len(pages) == 3 and pages[0]["IsTruncated"], [(p.get("Uploads"), p["IsTruncated"]) for p in pages]
+paged = [(u["Key"], u["UploadId"]) for p in pages for u in p.get("Uploads", [])]
+assert paged == sorted(made), (paged, sorted(made))
+rolled = s3.list_multipart_uploads(Bucket="lake", Prefix="pg/", Delimiter="/")
+assert [u["Key"] for u in rolled["Uploads"]] == ["pg/a", "pg/b", "pg/b"], rolled
+assert [p["Prefix"] for p in rolled["CommonPrefixes"]] == ["pg/dir/"], rolled
+for key, uid in made:
+    s3.abort_multipart_upload(Bucket="lake", Key=key, UploadId=uid)
+
 # Nothing is left staged.
 assert native_keys("_s3/uploads/") == [], native_keys("_s3/uploads/")
 
