@@ -12,6 +12,7 @@ mod ceiling;
 mod lake;
 mod large;
 mod load;
+mod rehydrate;
 mod report;
 mod s3;
 
@@ -24,7 +25,8 @@ use bytes::Bytes;
 use clap::Parser;
 
 use load::{MakeReq, Req, Stop};
-use manifest_codec::layout::{CHECKPOINT_KEY, MANIFEST_PREFIX};
+use manifest_codec::layout::MANIFEST_PREFIX;
+use rehydrate::{fill_to, Restart};
 use report::Figures;
 use testkit::{free_port, Launch, Proc};
 
@@ -73,7 +75,7 @@ fn register_body(name: &str, objects: usize) -> Bytes {
     )
 }
 
-fn registers(base: &str, prefix: String, hot: bool) -> MakeReq {
+pub(crate) fn registers(base: &str, prefix: String, hot: bool) -> MakeReq {
     let url = format!("{base}/v1/datasets");
     Arc::new(move |n| {
         let name = if hot {
@@ -109,11 +111,17 @@ fn gets(url: String) -> MakeReq {
     Arc::new(move |_| Req::get(url.clone()))
 }
 
-fn datasets_in(catalogd: &Proc) -> u64 {
-    let body = blocking_get(&format!("{}/readyz", catalogd.url()));
-    serde_json::from_slice::<serde_json::Value>(&body).expect("readyz json")["datasets"]
-        .as_u64()
-        .expect("datasets count")
+/// The release storaged (fsync on, warn-level logs, as in production) over
+/// `work/storaged`, its S3 face on `s3_port`, once ready.
+fn start_storaged(work: &std::path::Path, program: &std::path::Path, s3_port: u16) -> Proc {
+    let storaged = Launch::storaged(&work.join("storaged"), free_port())
+        .program(program)
+        .s3(s3_port)
+        .env("RUST_LOG", "warn")
+        .log_dir(work)
+        .spawn();
+    storaged.wait_ready_blocking(Duration::from_secs(600));
+    storaged
 }
 
 /// Runs the future `make` builds on an actix runtime of its own, in its own thread (the
@@ -128,7 +136,7 @@ where
         .expect("client thread")
 }
 
-fn blocking_delete(url: &str) {
+pub(crate) fn blocking_delete(url: &str) {
     let url = url.to_owned();
     block_on(move || async move {
         let res = awc::Client::new()
@@ -140,7 +148,7 @@ fn blocking_delete(url: &str) {
     });
 }
 
-fn blocking_get(url: &str) -> Vec<u8> {
+pub(crate) fn blocking_get(url: &str) -> Vec<u8> {
     let url = url.to_owned();
     block_on(move || async move {
         let mut res = awc::Client::new().get(&url).send().await.expect("GET");
@@ -169,88 +177,6 @@ fn list_all(storaged: &str, prefix: &str) -> u64 {
             }
         }
     })
-}
-
-/// Registers distinct `fill.*` names until catalogd holds `target` datasets.
-fn fill_to(catalogd: &Proc, target: u64) {
-    let have = datasets_in(catalogd);
-    if have < target {
-        let sample = load::run(
-            64,
-            Stop::Requests(target - have),
-            &registers(&catalogd.url(), format!("fill.t{target}"), false),
-        );
-        assert_eq!(sample.errors, 0, "filling the catalog failed");
-    }
-}
-
-/// Restarts catalogd on its port and times start → `/readyz` 200.
-struct Restart<'a> {
-    catalogd: Launch,
-    storaged: &'a str,
-    runs: usize,
-}
-
-impl Restart<'_> {
-    /// One restart without a checkpoint (every manifest fetched one by one: the first
-    /// start after an upgrade from a release without checkpoints, or after losing it),
-    /// then, once catalogd has written a checkpoint, `runs` restarts that read it.
-    fn rehydrate(&self, mut catalogd: Proc, label: &str, figs: &mut Figures) -> Proc {
-        let n = datasets_in(&catalogd);
-        let restart = |mut catalogd: Proc, drop_checkpoint: bool| {
-            catalogd.stop(Duration::from_secs(20));
-            drop(catalogd);
-            if drop_checkpoint {
-                blocking_delete(&format!("{}/v1/objects/{CHECKPOINT_KEY}", self.storaged));
-            }
-            let t0 = Instant::now();
-            let fresh = self.catalogd.spawn();
-            let ready = fresh.wait_ready_blocking(Duration::from_secs(600));
-            assert_eq!(datasets_in(&fresh), n, "the rebuilt index lost datasets");
-            (fresh, ready.duration_since(t0).as_secs_f64())
-        };
-        let (fresh, cold) = restart(catalogd, true);
-        catalogd = fresh;
-        let cold_name = format!("rehydration {label}: start to ready, no checkpoint");
-        figs.add(&cold_name, "s", cold);
-        figs.note(&cold_name, format!("{n} datasets; one run"));
-        wait_for_checkpoint(&catalogd);
-        let name = format!("rehydration {label}: start to ready");
-        for _ in 0..self.runs {
-            let (fresh, seconds) = restart(catalogd, false);
-            catalogd = fresh;
-            figs.add(&name, "s", seconds);
-            figs.add(
-                &format!("rehydration {label}: catalogd RSS after"),
-                "MiB",
-                catalogd.memory_mib().0,
-            );
-        }
-        figs.note(&name, format!("{n} datasets, current checkpoint"));
-        catalogd
-    }
-}
-
-/// Waits until catalogd reports a checkpoint written.
-fn wait_for_checkpoint(catalogd: &Proc) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let metrics = String::from_utf8(blocking_get(&format!("{}/metrics", catalogd.url())))
-            .unwrap_or_default();
-        let written = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("catalogd_checkpoint_writes_total{outcome=\"ok\"} "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        if written > 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "catalogd never wrote a checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[allow(
@@ -286,13 +212,7 @@ fn main() {
 
     if args.s3_only {
         let s3_port = free_port();
-        let mut storaged = Launch::storaged(&work.join("storaged"), free_port())
-            .program(&storaged_bin)
-            .s3(s3_port)
-            .env("RUST_LOG", "warn")
-            .log_dir(&work)
-            .spawn();
-        storaged.wait_ready_blocking(Duration::from_secs(600));
+        let mut storaged = start_storaged(&work, &storaged_bin, s3_port);
         let endpoint = format!("http://127.0.0.1:{s3_port}");
         s3::s3_face(
             &storaged.url(),
@@ -310,12 +230,7 @@ fn main() {
     }
 
     if args.lake_only {
-        let mut storaged = Launch::storaged(&work.join("storaged"), free_port())
-            .program(&storaged_bin)
-            .env("RUST_LOG", "warn")
-            .log_dir(&work)
-            .spawn();
-        storaged.wait_ready_blocking(Duration::from_secs(600));
+        let mut storaged = start_storaged(&work, &storaged_bin, free_port());
         lake::lake_cli(
             &work,
             &storaged.url(),
@@ -383,13 +298,7 @@ fn main() {
     // -- the product -------------------------------------------------------------------
     // fsync on (the default); warn-level logs, as a production deployment would run.
     let s3_port = free_port();
-    let storaged = Launch::storaged(&work.join("storaged"), free_port())
-        .program(&storaged_bin)
-        .s3(s3_port)
-        .env("RUST_LOG", "warn")
-        .log_dir(&work)
-        .spawn();
-    storaged.wait_ready_blocking(Duration::from_secs(600));
+    let storaged = start_storaged(&work, &storaged_bin, s3_port);
     let storaged_url = storaged.url();
     let catalogd_launch = Launch::catalogd(&storaged_url, free_port())
         .program(&catalogd_bin)

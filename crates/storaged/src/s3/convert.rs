@@ -79,8 +79,36 @@ pub(super) fn write_condition(
 /// Largest total size of user metadata (`x-amz-meta-*` names and values), as on S3.
 const MAX_USER_METADATA: usize = 2048;
 
+/// The attributes an S3 input that makes an object asks to store (PutObject, CopyObject
+/// with `REPLACE`, CreateMultipartUpload all carry the same headers).
+pub(super) trait StoredAttributes {
+    fn attributes(&self) -> Result<Attributes, S3Error>;
+}
+
+macro_rules! stored_attributes {
+    ($($input:ty),*) => {$(
+        impl StoredAttributes for $input {
+            fn attributes(&self) -> Result<Attributes, S3Error> {
+                attributes(
+                    self.content_type.as_ref(),
+                    self.content_encoding.as_ref(),
+                    self.cache_control.as_ref(),
+                    self.content_disposition.as_ref(),
+                    self.metadata.as_ref(),
+                )
+            }
+        }
+    )*};
+}
+
+stored_attributes!(
+    s3s::dto::PutObjectInput,
+    s3s::dto::CopyObjectInput,
+    s3s::dto::CreateMultipartUploadInput
+);
+
 /// The attributes a write stores, from its headers.
-pub(super) fn attributes(
+fn attributes(
     content_type: Option<&String>,
     content_encoding: Option<&String>,
     cache_control: Option<&String>,

@@ -8,7 +8,7 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::convert::{self, etag, native_key, storage_error, timestamp};
+use super::convert::{etag, native_key, storage_error, timestamp, StoredAttributes};
 use super::objects::{audit, read_conditions};
 use super::S3Face;
 use crate::backend::{Body, BodyError, Condition, NewObject, ObjectReader};
@@ -103,13 +103,7 @@ pub(super) async fn copy_object(
         .as_ref()
         .is_some_and(|d| d.as_str() == s3s::dto::MetadataDirective::REPLACE);
     let attrs = if replace {
-        convert::attributes(
-            input.content_type.as_ref(),
-            input.content_encoding.as_ref(),
-            input.cache_control.as_ref(),
-            input.content_disposition.as_ref(),
-            input.metadata.as_ref(),
-        )?
+        input.attributes()?
     } else {
         object.attrs.clone()
     };

@@ -18,7 +18,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
-use super::convert::{self, etag, native_key, storage_error};
+use super::convert::{self, etag, native_key, storage_error, StoredAttributes};
 use super::S3Face;
 use crate::backend::{
     Attributes, Backend, Body, Condition, NewObject, ObjectMeta, PutOutcome, S3Tag, StorageError,
@@ -192,13 +192,7 @@ pub(super) async fn create(
     let target = native_key(&input.bucket, &input.key)?;
     face.authorize(&req, Access::Write(target.as_str()))?;
     face.require_bucket(&input.bucket).await?;
-    let attrs = convert::attributes(
-        input.content_type.as_ref(),
-        input.content_encoding.as_ref(),
-        input.cache_control.as_ref(),
-        input.content_disposition.as_ref(),
-        input.metadata.as_ref(),
-    )?;
+    let attrs = input.attributes()?;
     let id = new_id(&input.bucket, &input.key);
     let initiated = SystemTime::now()
         .duration_since(UNIX_EPOCH)

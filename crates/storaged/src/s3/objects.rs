@@ -9,7 +9,7 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
-use super::convert::{self, etag, native_key, storage_error, timestamp};
+use super::convert::{self, etag, native_key, storage_error, timestamp, StoredAttributes};
 use super::S3Face;
 use crate::backend::{Attributes, Body, BodyError, Condition, NewObject, ObjectMeta, ObjectReader};
 use crate::http::auth::{Access, Caller};
@@ -78,13 +78,7 @@ pub(super) async fn put_object(
     let caller = face.authorize(&req, Access::Write(key.as_str()))?;
     let condition =
         convert::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    let attrs = convert::attributes(
-        input.content_type.as_ref(),
-        input.content_encoding.as_ref(),
-        input.cache_control.as_ref(),
-        input.content_disposition.as_ref(),
-        input.metadata.as_ref(),
-    )?;
+    let attrs = input.attributes()?;
     if let Some(length) = input.content_length {
         if u64::try_from(length).is_ok_and(|l| l > face.max_object_size) {
             return Err(s3_error!(
