@@ -8,7 +8,8 @@ DUCKDB_VERSION := 1.5.5
 BOTO3_VERSION := 1.44.8
 AWSCLI_VERSION := 1.46.3
 POLARS_VERSION := 2.1.0
-VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-duckdb-$(DUCKDB_VERSION)-boto3-$(BOTO3_VERSION)-awscli-$(AWSCLI_VERSION)-polars-$(POLARS_VERSION)
+MOTO_VERSION := 5.2.5
+VENV_STAMP := $(VENV)/.pyarrow-$(PYARROW_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-duckdb-$(DUCKDB_VERSION)-boto3-$(BOTO3_VERSION)-awscli-$(AWSCLI_VERSION)-polars-$(POLARS_VERSION)-moto-$(MOTO_VERSION)
 FUZZ_SECONDS ?= 600
 
 .PHONY: all test unit fmt fmt-check lint build bench chaos venv fuzz run clean docker-base compose-up compose-down compose-test
@@ -55,7 +56,8 @@ chaos:
 ## venv: a project-local Python with pyarrow (the independent reader of the interop test),
 ## schemathesis (API fuzzing from the OpenAPI documents, in the fault suite) and DuckDB with
 ## its httpfs extension from PyPI (runs what `lake query` prints; no extension download);
-## boto3, the aws CLI and polars (clients of storaged's S3 face)
+## boto3, the aws CLI and polars (clients of storaged's S3 face); moto's S3 server (the
+## store under storaged's S3 backend in the tests)
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP):
@@ -64,7 +66,8 @@ $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) \
 		duckdb==$(DUCKDB_VERSION) duckdb-extension-httpfs==$(DUCKDB_VERSION) \
-		boto3==$(BOTO3_VERSION) awscli==$(AWSCLI_VERSION) polars==$(POLARS_VERSION)
+		boto3==$(BOTO3_VERSION) awscli==$(AWSCLI_VERSION) polars==$(POLARS_VERSION) \
+		'moto[server]==$(MOTO_VERSION)'
 	touch $@
 
 ## fuzz: coverage-guided fuzzing of manifest decoding (stable toolchain, cargo-fuzz)

@@ -29,7 +29,12 @@ pub struct Settings {
     /// (path style always works).
     #[serde(default)]
     pub s3_domain: Option<String>,
-    /// Directory holding `objects/` and the temporary area `tmp/`.
+    /// Where objects live: `local` (under `data_dir`) or `s3` (the `[s3]` bucket).
+    pub backend: BackendKind,
+    /// The bucket of the `s3` backend (docs/operations.md, "Running on an S3 store").
+    #[serde(default)]
+    pub s3: Option<S3Settings>,
+    /// Directory holding `objects/` and the temporary area `tmp/` (the `local` backend).
     pub data_dir: PathBuf,
     /// Largest object accepted, e.g. `"5 GiB"` or a number of bytes.
     pub max_object_size: ByteSize,
@@ -63,6 +68,93 @@ pub struct Settings {
 
 pub use service_kit::{LogFormat, Secret};
 
+/// Which backend keeps the objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Files under `data_dir`.
+    Local,
+    /// A bucket of an S3-compatible store.
+    S3,
+}
+
+/// The `[s3]` table: a bucket of an S3-compatible store. Each key can also be set as
+/// `STORAGED_S3_<KEY>` (for example `STORAGED_S3_ENDPOINT`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// The store's URL, e.g. `http://127.0.0.1:9000`; unset means AWS S3 in `region`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region requests are signed for.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The bucket; it must exist.
+    pub bucket: String,
+    /// Objects live under this prefix of the bucket (`""`: the whole bucket).
+    #[serde(default)]
+    pub prefix: String,
+    /// The key pair's id; with neither it nor a secret, requests are unsigned.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The key pair's secret.
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// A file holding the secret (read at start-up), instead of `secret_access_key`.
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Allow a plain-HTTP endpoint (test stores; never across a network you do not own).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// The keys of [`S3Settings`], for the `STORAGED_S3_<KEY>` variables.
+const S3_KEYS: [&str; 8] = [
+    "endpoint",
+    "region",
+    "bucket",
+    "prefix",
+    "access_key_id",
+    "secret_access_key",
+    "secret_access_key_file",
+    "allow_http",
+];
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+impl S3Settings {
+    /// The secret, from `secret_access_key` or the file `secret_access_key_file`.
+    pub fn secret_access_key(&self) -> Result<Option<String>, SettingsError> {
+        match (&self.secret_access_key, &self.secret_access_key_file) {
+            (Some(secret), None) => Ok(Some(secret.expose().to_owned())),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map(|s| Some(s.trim().to_owned()))
+                .map_err(|e| {
+                    SettingsError(format!("s3.secret_access_key_file {}: {e}", file.display()))
+                }),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(SettingsError(
+                "s3: give secret_access_key or secret_access_key_file, not both".into(),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &self.access_key_id)
+            .field("allow_http", &self.allow_http)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Values given as command-line flags; they win over every other source.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -89,12 +181,20 @@ impl Settings {
         env: &HashMap<String, String>,
         overrides: &Overrides,
     ) -> Result<Self, SettingsError> {
-        let settings: Self = service_kit::load_settings(
-            DEFAULTS,
-            file,
-            "STORAGED",
-            env,
-            &[
+        // `STORAGED_S3_<KEY>` sets `s3.<key>` (the flat form would read as a top-level key).
+        let mut rest = env.clone();
+        let mut s3_overrides = Vec::new();
+        for key in S3_KEYS {
+            if let Some(value) = rest.remove(&format!("STORAGED_S3_{}", key.to_uppercase())) {
+                s3_overrides.push((format!("s3.{key}"), Some(value)));
+            }
+        }
+        let mut overrides_list: Vec<(&str, Option<String>)> = s3_overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let settings: Self = service_kit::load_settings(DEFAULTS, file, "STORAGED", &rest, &{
+            overrides_list.extend([
                 ("listen", overrides.listen.clone()),
                 ("s3_listen", overrides.s3_listen.clone()),
                 (
@@ -111,8 +211,9 @@ impl Settings {
                         .as_ref()
                         .map(|p| p.to_string_lossy().into_owned()),
                 ),
-            ],
-        )
+            ]);
+            overrides_list
+        })
         .map_err(SettingsError)?;
         settings.validate()?;
         Ok(settings)
@@ -138,6 +239,24 @@ impl Settings {
             return Err(SettingsError(
                 "s3_domain must be a host name like s3.example.com".into(),
             ));
+        }
+        match (self.backend, &self.s3) {
+            (BackendKind::S3, None) => {
+                return Err(SettingsError(
+                    "backend = \"s3\" needs an [s3] table with at least `bucket`".into(),
+                ))
+            }
+            (BackendKind::S3, Some(s3)) => {
+                if s3.bucket.is_empty() {
+                    return Err(SettingsError("s3.bucket must not be empty".into()));
+                }
+                if s3.secret_access_key.is_some() && s3.secret_access_key_file.is_some() {
+                    return Err(SettingsError(
+                        "s3: give secret_access_key or secret_access_key_file, not both".into(),
+                    ));
+                }
+            }
+            (BackendKind::Local, _) => {}
         }
         if self.max_object_size.as_u64() == 0 {
             return Err(SettingsError("max_object_size must be above 0".into()));
@@ -259,6 +378,67 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn s3_backend_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "backend = \"s3\"\n[s3]\nbucket = \"lake\"\nendpoint = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&file),
+            &env(&[
+                ("STORAGED_S3_ALLOW_HTTP", "true"),
+                ("STORAGED_S3_PREFIX", "prod"),
+                ("STORAGED_S3_SECRET_ACCESS_KEY", "hush"),
+                ("STORAGED_S3_LISTEN", ""),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.backend, BackendKind::S3);
+        let s3 = s.s3.as_ref().unwrap();
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str(), s3.allow_http),
+            ("lake", "prod", true)
+        );
+        assert_eq!(s3.region, "us-east-1");
+        assert_eq!(s3.secret_access_key().unwrap().as_deref(), Some("hush"));
+        assert!(
+            !format!("{s:?}").contains("hush"),
+            "secret leaked into Debug"
+        );
+        assert_eq!(
+            s.s3_addr(),
+            None,
+            "STORAGED_S3_LISTEN is still the face's address"
+        );
+
+        let err = Settings::load(
+            None,
+            &env(&[("STORAGED_BACKEND", "s3")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("[s3]"), "{err}");
+        let err = Settings::load(
+            None,
+            &env(&[("STORAGED_BACKEND", "tape")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tape"), "{err}");
+        std::fs::write(&file, "[s3]\nbucket = \"lake\"\nbucket_name = \"x\"\n").unwrap();
+        let err = Settings::load(Some(&file), &HashMap::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bucket_name"), "{err}");
     }
 
     #[test]

@@ -62,6 +62,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The remote object store failed or did not answer; a write's outcome is unknown
+    /// and the client should retry after a second.
+    #[error("object store unavailable while {op}")]
+    Unavailable {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The backend cannot do what was asked; nothing changed.
+    #[error("not supported: {0}")]
+    NotImplemented(String),
+    /// The backend cannot be used as configured (start-up only).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Error {
@@ -84,7 +98,9 @@ impl Error {
             Self::BodyTimeout { .. } => "body_timeout",
             Self::KeyConflict { .. } => "key_conflict",
             Self::InsufficientStorage(_) => "insufficient_storage",
-            Self::Credentials(_) | Self::Io { .. } => "internal",
+            Self::Unavailable { .. } => "unavailable",
+            Self::NotImplemented(_) => "not_implemented",
+            Self::Credentials(_) | Self::Config(_) | Self::Io { .. } => "internal",
         }
     }
 }
@@ -104,6 +120,9 @@ impl From<StorageError> for Error {
             e @ StorageError::AttributesTooLarge { .. } => Self::InvalidRequest(e.to_string()),
             StorageError::InsufficientStorage(source) => Self::InsufficientStorage(source),
             StorageError::Io { op, source } => Self::Io { op, source },
+            StorageError::Remote { op, source } => Self::Unavailable { op, source },
+            StorageError::Unsupported { what } => Self::NotImplemented(what),
+            StorageError::Config(message) => Self::Config(message),
         }
     }
 }
@@ -129,7 +148,11 @@ impl ResponseError for Error {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::KeyConflict { .. } => StatusCode::CONFLICT,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
-            Self::Credentials(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Credentials(_) | Self::Config(_) | Self::Io { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -142,6 +165,10 @@ impl ResponseError for Error {
                 Self::InsufficientStorage(_) => {
                     "insufficient storage: the object was not stored".to_owned()
                 }
+                Self::Unavailable { .. } => {
+                    "the object store is unavailable; retry (a write may or may not have taken effect)".to_owned()
+                }
+                Self::NotImplemented(_) => self.to_string(),
                 _ => "internal error; see the server log".to_owned(),
             }
         } else {
@@ -154,6 +181,9 @@ impl ResponseError for Error {
             }
             Self::RangeNotSatisfiable { size } => {
                 response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            Self::Unavailable { .. } => {
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             Self::BodyTimeout { .. } | Self::PayloadTooLarge { .. } | Self::BodyAborted(_) => {
                 // The rest of the body is never read; the connection cannot be reused.

@@ -7,8 +7,8 @@ use actix_web::{middleware, web, App, HttpServer};
 
 use service_kit::credentials::CredentialStore;
 
-use crate::backend::{FsyncPolicy, LocalFs};
-use crate::config::Settings;
+use crate::backend::{Backend, FsyncPolicy, LocalFs, S3Store};
+use crate::config::{BackendKind, Settings};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::s3::{S3Face, S3Server};
@@ -35,24 +35,48 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// Opens the configured backend: the local data directory (sweeping temp files, indexing
+/// objects) or the S3 bucket (probing it for conditional writes).
+async fn open_backend(settings: &Settings, metrics: &Metrics) -> Result<Arc<dyn Backend>, Error> {
+    match (settings.backend, &settings.s3) {
+        (BackendKind::S3, Some(s3)) => {
+            let store = S3Store::open(s3).await?;
+            tracing::info!(
+                endpoint = s3.endpoint.as_deref().unwrap_or("aws"),
+                bucket = %s3.bucket,
+                prefix = %s3.prefix,
+                "s3 backend ready"
+            );
+            Ok(Arc::new(store))
+        }
+        (BackendKind::S3, None) => {
+            Err(Error::Config("backend = \"s3\" needs an [s3] table".into()))
+        }
+        (BackendKind::Local, _) => {
+            let fsync = FsyncPolicy::new(settings.fsync, Some(metrics.fsync_seconds.clone()));
+            let (backend, report) = LocalFs::open(&settings.data_dir, fsync).await?;
+            tracing::info!(
+                data_dir = %settings.data_dir.display(),
+                objects = report.objects,
+                swept_temp_files = report.swept,
+                skipped_files = report.skipped,
+                "data directory ready"
+            );
+            if !settings.fsync {
+                tracing::warn!("fsync is off: acknowledged writes can be lost in a crash");
+            }
+            Ok(Arc::new(backend))
+        }
+    }
+}
+
 impl Application {
-    /// Opens the data directory (sweeping temp files, indexing objects) and binds
+    /// Opens the backend (see `open_backend`) and binds
     /// `settings.listen`; port 0 picks a free port, see [`Application::port`].
     pub async fn build(settings: Settings) -> Result<Self, Error> {
         let metrics = Metrics::new()
             .map_err(|e| Error::io("registering metrics", std::io::Error::other(e)))?;
-        let fsync = FsyncPolicy::new(settings.fsync, Some(metrics.fsync_seconds.clone()));
-        let (backend, report) = LocalFs::open(&settings.data_dir, fsync).await?;
-        tracing::info!(
-            data_dir = %settings.data_dir.display(),
-            objects = report.objects,
-            swept_temp_files = report.swept,
-            skipped_files = report.skipped,
-            "data directory ready"
-        );
-        if !settings.fsync {
-            tracing::warn!("fsync is off: acknowledged writes can be lost in a crash");
-        }
+        let backend = open_backend(&settings, &metrics).await?;
         let credentials = Arc::new(
             CredentialStore::open(
                 settings.credentials_file.clone(),
@@ -74,7 +98,6 @@ impl Application {
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?
             .port();
-        let backend: Arc<dyn crate::backend::Backend> = Arc::new(backend);
         let s3 = match settings.s3_addr() {
             None => None,
             Some(addr) => {

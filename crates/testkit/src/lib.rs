@@ -7,16 +7,19 @@
 //! - [`Proc`]: a running child in a process group of its own: readiness waits, signals,
 //!   restart, group kills; killed on drop, its log printed when the test fails;
 //! - [`Api`] and [`Reply`]: one small HTTP client; [`lake`] has the catalog-level helpers
-//!   (register bodies, full listings, the stored manifest of a name).
+//!   (register bodies, full listings, the stored manifest of a name);
+//! - [`Moto`]: moto's S3 server, the store under storaged's S3 backend.
 
 mod bins;
 mod client;
 pub mod lake;
+mod moto;
 pub mod pki;
 mod process;
 
 pub use bins::{bin, catalogd_bin, storaged_bin, venv_python};
 pub use client::{Api, Reply};
+pub use moto::Moto;
 pub use process::{free_port, storaged_and_catalogd, unique, Launch, Proc};
 
 /// Whether this is the long `make chaos` tier (`CHAOS` set and not `0`).

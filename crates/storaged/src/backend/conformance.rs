@@ -26,6 +26,16 @@ fn key(k: &str) -> ObjectKey {
     ObjectKey::parse(k).unwrap()
 }
 
+/// The ETag a backend gives `content` written in one piece.
+pub fn etag_of(store: &dyn Backend, content: &[u8]) -> ETag {
+    use md5::Digest as _;
+    if store.store_etags() {
+        ETag::from_bytes(md5::Md5::digest(content).into())
+    } else {
+        ETag::of(content)
+    }
+}
+
 /// Reads a whole object.
 pub async fn read(store: &dyn Backend, k: &str) -> Result<Vec<u8>, Error> {
     let reader = store.get(&key(k)).await?;
@@ -93,17 +103,21 @@ pub async fn assembled_objects(store: &dyn Backend) {
         .await
         .unwrap();
     assert!(made.created);
-    assert_eq!(
-        (made.meta.size, made.meta.s3_tag),
-        (301 * 1024 - 24, Some(tag))
-    );
+    assert_eq!(made.meta.size, 301 * 1024 - 24);
+    if !store.store_etags() {
+        assert_eq!(made.meta.s3_tag, Some(tag), "the given tag is kept");
+    }
     let whole: Vec<u8> = one.iter().chain(two.iter()).copied().collect();
     assert_eq!(whole.len() as u64, made.meta.size);
     assert!(read(store, "conf/asm/whole").await.unwrap() == whole);
     let edge = read_range(store, "conf/asm/whole", 300 * 1024 - 10, 20).await;
     assert_eq!(edge, whole[300 * 1024 - 10..300 * 1024 + 10]);
     let got = store.get(&key("conf/asm/whole")).await.unwrap();
-    assert_eq!(got.meta.etag, made.meta.etag, "the tag is stable");
+    assert_eq!(
+        (got.meta.etag, got.meta.s3_tag),
+        (made.meta.etag, made.meta.s3_tag),
+        "the tags are stable"
+    );
     assert_eq!(
         got.attrs.content_type.as_deref(),
         Some("application/x-parquet")
@@ -209,12 +223,13 @@ pub async fn attributes_and_s3_tags(store: &dyn Backend) {
         .write(&key("conf/attrs/parts"), new, body("abc"))
         .await
         .unwrap();
-    assert_eq!(put.meta.s3_tag, Some(assembled));
+    if !store.store_etags() {
+        assert_eq!(put.meta.s3_tag, Some(assembled));
+    }
     let listed = store.list("conf/attrs/", None, 10).await.unwrap();
     let tags: Vec<Option<S3Tag>> = listed.objects.iter().map(|m| m.s3_tag).collect();
     assert_eq!(
-        tags[1],
-        Some(assembled),
+        tags[1], put.meta.s3_tag,
         "listings carry the S3 tag: {tags:?}"
     );
     store
@@ -239,7 +254,7 @@ pub async fn put_get_overwrite(store: &dyn Backend) {
     let first = store.put(&k, Condition::None, body("hello")).await.unwrap();
     assert!(first.created);
     assert_eq!(first.meta.size, 5);
-    assert_eq!(first.meta.etag, ETag::of(b"hello"));
+    assert_eq!(first.meta.etag, etag_of(store, b"hello"));
     assert_eq!(
         read(store, "conf/basic/object.bin").await.unwrap(),
         b"hello"
@@ -420,9 +435,20 @@ pub async fn listing(store: &dyn Backend) {
     let all = store.list("list/", None, 100).await.unwrap();
     assert!(!all.is_truncated);
     let listed: Vec<&str> = all.objects.iter().map(|m| m.key.as_str()).collect();
-    assert_eq!(listed, sorted);
+    if store.store_etags() {
+        // A remote store lists in its own order: AWS S3's is UTF-8 byte order, moto's
+        // differs for non-ASCII keys. ASCII keys come in byte order everywhere.
+        let ascii: Vec<&str> = listed.iter().copied().filter(|k| k.is_ascii()).collect();
+        let mut all_sorted = listed.clone();
+        all_sorted.sort_unstable();
+        assert_eq!(all_sorted, sorted);
+        assert!(ascii.is_sorted(), "{listed:?}");
+        sorted = listed.clone();
+    } else {
+        assert_eq!(listed, sorted);
+    }
     assert_eq!(all.objects[0].size, "list/a".len() as u64);
-    assert_eq!(all.objects[0].etag, ETag::of(b"list/a"));
+    assert_eq!(all.objects[0].etag, etag_of(store, b"list/a"));
 
     // Walk one key at a time.
     let mut walked = Vec::new();
@@ -441,9 +467,12 @@ pub async fn listing(store: &dyn Backend) {
     assert!(page.is_truncated);
     assert_eq!(page.objects.len(), 2);
     let page = store.list("list/", Some("list/b"), 100).await.unwrap();
-    // "cafe\u{301}" sorts before "caf\u{e9}": 'e' (0x65) is below 0xC3.
-    assert_eq!(page.objects[0].key.as_str(), "list/cafe\u{301}");
-    assert_eq!(page.objects[1].key.as_str(), "list/caf\u{e9}");
+    if !store.store_etags() {
+        // "cafe\u{301}" sorts before "caf\u{e9}": 'e' (0x65) is below 0xC3.
+        assert_eq!(page.objects[0].key.as_str(), "list/cafe\u{301}");
+        assert_eq!(page.objects[1].key.as_str(), "list/caf\u{e9}");
+    }
+    assert_eq!(page.objects.len(), 3);
     // start-after before the prefix still yields only prefixed keys
     let page = store.list("list/z", Some("a"), 100).await.unwrap();
     assert_eq!(page.objects.len(), 1);

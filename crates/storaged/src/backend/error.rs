@@ -21,9 +21,10 @@ pub enum BodyError {
     DigestMismatch(String),
 }
 
-/// A backend operation's failure. "Certainly not written" for every variant but `Io`,
-/// whose outcome a caller must treat as unknown only where the backend says so (LocalFs
-/// writes are all or nothing: an `Io` from `put` leaves the old version).
+/// A backend operation's failure. "Certainly not written" for every variant but `Io` and
+/// `Remote`: `Io`'s outcome a caller must treat as unknown only where the backend says so
+/// (LocalFs writes are all or nothing: an `Io` from `put` leaves the old version);
+/// `Remote`'s is unknown.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// No object under this key.
@@ -52,6 +53,20 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote object store failed or did not answer (after retrying what is
+    /// idempotent): a write's outcome is unknown.
+    #[error("object store failed while {op}")]
+    Remote {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The backend cannot do this (said in `what`); nothing changed.
+    #[error("not supported: {what}")]
+    Unsupported { what: String },
+    /// The backend cannot be used as configured (start-up only).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl StorageError {

@@ -1,7 +1,7 @@
 //! The storage seam: what the HTTP layer needs from a place that keeps objects.
 //!
-//! [`LocalFs`] is the durable production backend; `Memory` is the fake for tests. Both
-//! run the shared [`conformance`] suite. The seam speaks storage, not HTTP: every method
+//! [`LocalFs`] keeps objects on a local disk, [`S3Store`] in a bucket of an S3-compatible
+//! store; `Memory` is the fake for tests. All three run the shared [`conformance`] suite. The seam speaks storage, not HTTP: every method
 //! fails with a [`StorageError`], and `crate::Error` maps that to a status in one place.
 
 use std::fmt;
@@ -24,6 +24,7 @@ mod local;
 mod memory;
 #[cfg(test)]
 mod power_loss;
+mod s3;
 #[cfg(test)]
 mod simfs;
 
@@ -34,6 +35,7 @@ pub use etag::ETag;
 pub use local::{FsyncPolicy, LocalFs, OpenReport};
 #[cfg(test)]
 pub use memory::Memory;
+pub use s3::S3Store;
 
 /// What is known about a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +225,12 @@ pub trait Backend: fmt::Debug + Send + Sync {
 
     /// Whether the backend can currently serve requests (for `/readyz`).
     async fn is_ready(&self) -> bool;
+
+    /// True when ETags and S3 tags are a remote store's own (MD5 for a single PUT),
+    /// false when storaged computes them (BLAKE3; the S3 tag as given or the MD5).
+    fn store_etags(&self) -> bool {
+        false
+    }
 }
 
 /// One page of `map` in key order: keys with `prefix`, strictly after `after`, at most

@@ -194,9 +194,14 @@ pub(super) fn storage_error(e: StorageError) -> S3Error {
             tracing::error!(error = %service_kit::ErrorChain(&e), "s3: storage full");
             s3_error!(ServiceUnavailable, "insufficient storage")
         }
-        e @ StorageError::Io { .. } => {
+        e @ (StorageError::Io { .. } | StorageError::Config(_)) => {
             tracing::error!(error = %service_kit::ErrorChain(&e), "s3: storage failure");
             s3_error!(InternalError, "storage failure")
         }
+        e @ StorageError::Remote { .. } => {
+            tracing::error!(error = %service_kit::ErrorChain(&e), "s3: object store failure");
+            s3_error!(ServiceUnavailable, "the object store is unavailable; retry")
+        }
+        StorageError::Unsupported { what } => s3_error!(NotImplemented, "{what}"),
     }
 }
