@@ -3,13 +3,32 @@
 
 use std::process::Command;
 
-use testkit::{catalogd_bin, free_port, storaged_bin};
+use testkit::{catalogd_bin, free_port, storaged_bin, Moto};
 
 #[test]
 fn six_steps_pass_against_the_real_binaries() {
+    six_steps_pass(&[]);
+}
+
+/// The same flow with storaged on an S3 store (moto): catalogd's restart rebuilds its
+/// index from manifests in the bucket.
+#[test]
+fn six_steps_pass_with_storaged_on_s3() {
+    let moto = Moto::start();
+    moto.create_bucket("smoke");
+    six_steps_pass(&moto.storaged_env("smoke"));
+    let listed = moto.list_xml("smoke", "_catalog/");
+    assert!(
+        listed.contains("<Key>_catalog/"),
+        "the manifests are in the bucket: {listed}"
+    );
+}
+
+fn six_steps_pass(env: &[(String, String)]) {
     let out = Command::new(env!("CARGO_BIN_EXE_smoke"))
         .env("SMOKE_STORAGED_BIN", storaged_bin())
         .env("SMOKE_CATALOGD_BIN", catalogd_bin())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -52,6 +52,16 @@ impl Moto {
         );
     }
 
+    /// The ListObjectsV2 answer (XML) for `bucket` (up to 1,000 keys under `prefix`).
+    pub fn list_xml(&self, bucket: &str, prefix: &str) -> String {
+        request(
+            self.proc.port,
+            "GET",
+            &format!("/{bucket}?list-type=2&prefix={prefix}"),
+        )
+        .unwrap_or_else(|e| panic!("listing bucket {bucket}: {e}"))
+    }
+
     /// storaged's environment for the `s3` backend on `bucket` of this server.
     pub fn storaged_env(&self, bucket: &str) -> Vec<(String, String)> {
         [
@@ -73,13 +83,14 @@ impl Moto {
     }
 }
 
-/// One HTTP/1.1 request without a body; the answer's head and body as text.
+/// One HTTP/1.0 request without a body (so the server closes the connection after its
+/// answer); the answer's head and body as text.
 fn request(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n"
     )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
