@@ -60,6 +60,10 @@ pub struct Settings {
     /// A checkpoint lets start-up fetch only the manifests that changed since.
     #[serde(deserialize_with = "service_kit::duration")]
     pub checkpoint_interval: Duration,
+    /// How often the index is caught up with writes through other catalogd replicas over
+    /// the same store (`"0s"`: never; one replica needs none).
+    #[serde(deserialize_with = "service_kit::duration")]
+    pub index_refresh: Duration,
     /// How long the change feed keeps a change (`after` older than that is 410).
     #[serde(deserialize_with = "service_kit::duration")]
     pub changes_retention: Duration,

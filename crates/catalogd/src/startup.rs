@@ -11,7 +11,8 @@ use actix_web::{middleware, web, App, HttpServer};
 use service_kit::credentials::CredentialStore;
 
 use crate::catalog::{
-    checkpoint_once, keep_checkpoint, keep_retention, Catalog, CatalogError, Retention, SystemClock,
+    checkpoint_once, keep_checkpoint, keep_refreshed, keep_retention, Catalog, CatalogError,
+    Retention, SystemClock,
 };
 use crate::config::Settings;
 use crate::http::{self, AppState, ServiceState};
@@ -163,6 +164,7 @@ impl Application {
             service,
             settings.checkpoint_interval,
             (retention, settings.maintenance_interval),
+            settings.index_refresh,
         ));
         Ok(Self {
             port,
@@ -246,6 +248,7 @@ async fn rebuild_index(
     service: Arc<ServiceState>,
     checkpoint_interval: Duration,
     maintenance: (Retention, Duration),
+    index_refresh: Duration,
 ) -> Result<(), CatalogError> {
     let mut delay = Duration::from_millis(100);
     loop {
@@ -288,6 +291,9 @@ async fn rebuild_index(
                     maintenance.0,
                     maintenance.1,
                 ));
+                if !index_refresh.is_zero() {
+                    actix_web::rt::spawn(keep_refreshed(catalog.clone(), index_refresh));
+                }
                 if !checkpoint_interval.is_zero() {
                     actix_web::rt::spawn(keep_checkpoint(
                         catalog,

@@ -7,10 +7,13 @@ use actix_web::http::Method;
 use testkit::{free_port, Launch, Moto, Proc};
 
 fn replica(moto: &Moto, bucket: &str, dir: &std::path::Path) -> Proc {
-    Launch::storaged(&dir.join(format!("unused-{}", testkit::unique())), free_port())
-        .envs(moto.storaged_env(bucket))
-        .log_dir(dir)
-        .spawn()
+    Launch::storaged(
+        &dir.join(format!("unused-{}", testkit::unique())),
+        free_port(),
+    )
+    .envs(moto.storaged_env(bucket))
+    .log_dir(dir)
+    .spawn()
 }
 
 #[actix_web::test]
@@ -18,20 +21,32 @@ async fn two_replicas_over_one_bucket_behave_as_one() {
     let moto = Moto::start();
     moto.create_bucket("shared");
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (replica(&moto, "shared", dir.path()), replica(&moto, "shared", dir.path()));
+    let (a, b) = (
+        replica(&moto, "shared", dir.path()),
+        replica(&moto, "shared", dir.path()),
+    );
     a.wait_ready().await;
     b.wait_ready().await;
     let (a, b) = (a.api(), b.api());
 
     // A write on one is read on the other at once, with the same ETag.
-    let put = a.put("/v1/objects/lake/one.parquet", "from a").await.unwrap();
+    let put = a
+        .put("/v1/objects/lake/one.parquet", "from a")
+        .await
+        .unwrap();
     assert_eq!(put.code(), 201, "{put:?}");
     let etag = put.header("etag").unwrap().to_owned();
     let got = b.get_ok("/v1/objects/lake/one.parquet").await;
     assert_eq!((got.code(), &got.body[..]), (200, &b"from a"[..]));
     assert_eq!(got.header("etag"), Some(etag.as_str()));
     let listed = testkit::lake::objects(&b, "lake/").await;
-    assert_eq!(listed, [("lake/one.parquet".to_owned(), etag.trim_matches('"').to_owned())]);
+    assert_eq!(
+        listed,
+        [(
+            "lake/one.parquet".to_owned(),
+            etag.trim_matches('"').to_owned()
+        )]
+    );
 
     // Of 16 creates of one key spread over both replicas, exactly one wins.
     let attempts = (0..16).map(|i| {
@@ -40,7 +55,10 @@ async fn two_replicas_over_one_bucket_behave_as_one() {
             let req = api
                 .request(Method::PUT, "/v1/objects/lake/race")
                 .insert_header(("if-none-match", "*"));
-            api.send(req, Some(format!("writer {i}").into())).await.unwrap().code()
+            api.send(req, Some(format!("writer {i}").into()))
+                .await
+                .unwrap()
+                .code()
         }
     });
     let mut codes = futures_util::future::join_all(attempts).await;
@@ -75,7 +93,10 @@ async fn two_replicas_over_one_bucket_behave_as_one() {
         .await
         .unwrap();
     assert_eq!(old_delete.code(), 412, "the version a knew is gone");
-    assert_eq!(a.get_ok("/v1/objects/lake/one.parquet").await.body, "from b");
+    assert_eq!(
+        a.get_ok("/v1/objects/lake/one.parquet").await.body,
+        "from b"
+    );
     let new_etag = update.header("etag").unwrap();
     let delete = a
         .send(
@@ -94,7 +115,9 @@ async fn an_unusable_bucket_stops_start_up_with_a_message() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let mut missing = replica(&moto, "never-made", dir.path());
-    let status = missing.wait_exit(Duration::from_secs(60)).expect("storaged exits");
+    let status = missing
+        .wait_exit(Duration::from_secs(60))
+        .expect("storaged exits");
     assert!(!status.success());
     let log = missing.log_text();
     assert!(log.contains("never-made"), "{log}");

@@ -91,8 +91,26 @@ pub(crate) async fn get(
         let manifest = state.catalog.as_of(&name, at).await?;
         return Ok(manifest_response(&req, &manifest));
     }
-    let manifest = state.catalog.get(&name).ok_or_else(|| not_found(&name))?;
+    let manifest = if no_cache(&req) {
+        state.catalog.get_fresh(&name).await?
+    } else {
+        state.catalog.get(&name)
+    };
+    let manifest = manifest.ok_or_else(|| not_found(&name))?;
     Ok(manifest_response(&req, &manifest))
+}
+
+/// `Cache-Control: no-cache` (or `Pragma: no-cache`): the reader wants what is stored now,
+/// not this replica's possibly lagging index.
+fn no_cache(req: &HttpRequest) -> bool {
+    let says = |name: &str| {
+        req.headers()
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+    };
+    says("cache-control") || says("pragma")
 }
 
 pub(crate) async fn by_id(
