@@ -137,10 +137,24 @@ async fn conformance(store: &dyn ManifestStore) {
 }
 
 async fn storaged() -> (u16, actix_web::dev::ServerHandle, tempfile::TempDir) {
+    storaged_with(&std::collections::HashMap::new()).await
+}
+
+/// storaged with its objects in a bucket of moto (the S3 backend).
+async fn storaged_on_s3(
+    moto: &testkit::Moto,
+) -> (u16, actix_web::dev::ServerHandle, tempfile::TempDir) {
+    moto.create_bucket("catalog");
+    storaged_with(&moto.storaged_env("catalog").into_iter().collect()).await
+}
+
+async fn storaged_with(
+    env: &std::collections::HashMap<String, String>,
+) -> (u16, actix_web::dev::ServerHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let settings = storaged::config::Settings::load(
         None,
-        &std::collections::HashMap::new(),
+        env,
         &storaged::config::Overrides {
             listen: Some("127.0.0.1:0".into()),
             s3_listen: Some(String::new()),
@@ -174,6 +188,14 @@ async fn memory_store_conforms() {
 async fn http_store_conforms() {
     let (port, _handle, _dir) = storaged().await;
     conformance(&http_store(port)).await;
+}
+
+#[actix_web::test]
+async fn http_store_conforms_with_storaged_on_s3() {
+    let moto = testkit::Moto::start();
+    let (port, _handle, _dir) = storaged_on_s3(&moto).await;
+    conformance(&http_store(port)).await;
+    two_catalogs_race(port).await;
 }
 
 #[actix_web::test]
@@ -217,6 +239,11 @@ fn request(n: &str, fp: &str) -> RegisterRequest {
 #[actix_web::test]
 async fn two_catalogs_on_one_storaged_never_both_create_or_lose_an_update() {
     let (port, _handle, _dir) = storaged().await;
+    two_catalogs_race(port).await;
+}
+
+/// Two catalogs over the storaged on `port` register the same names at once.
+async fn two_catalogs_race(port: u16) {
     let a = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
     let b = Catalog::new(Rc::new(http_store(port)), Arc::new(SystemClock));
     let names: Vec<String> = (0..10).map(|i| format!("shared.d{i}")).collect();
