@@ -12,6 +12,7 @@ mod ceiling;
 mod lake;
 mod large;
 mod load;
+mod on_s3;
 mod rehydrate;
 mod report;
 mod s3;
@@ -57,6 +58,9 @@ struct Args {
     /// Only the S3 face's figures (and the native ones beside them).
     #[arg(long)]
     s3_only: bool,
+    /// Only the figures with storaged on an S3 store (moto) beside moto itself.
+    #[arg(long)]
+    on_s3_only: bool,
     #[arg(long)]
     storaged_bin: Option<PathBuf>,
     #[arg(long)]
@@ -148,6 +152,18 @@ pub(crate) fn blocking_delete(url: &str) {
     });
 }
 
+pub(crate) fn blocking_put(url: &str, body: Vec<u8>) {
+    let url = url.to_owned();
+    block_on(move || async move {
+        let res = awc::Client::new()
+            .put(&url)
+            .send_body(body)
+            .await
+            .expect("PUT");
+        assert!(res.status().is_success(), "PUT {url}: {}", res.status());
+    });
+}
+
 pub(crate) fn blocking_get(url: &str) -> Vec<u8> {
     let url = url.to_owned();
     block_on(move || async move {
@@ -225,6 +241,18 @@ fn main() {
         storaged.stop(Duration::from_secs(20));
         let results = figs.finish();
         report::print_and_save(&results, &args.dir.join("results-s3.json"), &args.baseline);
+        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        return;
+    }
+
+    if args.on_s3_only {
+        on_s3::on_moto(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
+        let results = figs.finish();
+        report::print_and_save(
+            &results,
+            &args.dir.join("results-on-s3.json"),
+            &args.baseline,
+        );
         std::fs::remove_dir_all(&work).expect("removing the work directory");
         return;
     }
@@ -424,6 +452,7 @@ fn main() {
     catalogd.stop(Duration::from_secs(20));
     let mut storaged = storaged;
     storaged.stop(Duration::from_secs(20));
+    on_s3::on_moto(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
 
     let results = figs.finish();
     report::print_and_save(&results, &args.dir.join("results.json"), &args.baseline);

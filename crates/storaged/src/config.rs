@@ -21,8 +21,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Address of the S3 face (docs/s3-compatibility.md); empty turns it off.
     pub s3_listen: String,
-    /// A multipart upload neither completed nor aborted is removed this long after it
-    /// started, e.g. `"24h"`.
+    /// A multipart upload neither completed nor aborted is removed after this long without
+    /// a new part, e.g. `"24h"`.
     #[serde(deserialize_with = "service_kit::duration")]
     pub multipart_expiry: Duration,
     /// With this set, `<bucket>.<s3_domain>` hosts address buckets virtual-host style
@@ -106,10 +106,17 @@ pub struct S3Settings {
     /// Allow a plain-HTTP endpoint (test stores; never across a network you do not own).
     #[serde(default)]
     pub allow_http: bool,
+    /// How long one call to the store may take, retries included; past it the request
+    /// answers 503 (outcome unknown for a write).
+    #[serde(
+        default = "default_s3_timeout",
+        deserialize_with = "service_kit::duration"
+    )]
+    pub timeout: Duration,
 }
 
 /// The keys of [`S3Settings`], for the `STORAGED_S3_<KEY>` variables.
-const S3_KEYS: [&str; 8] = [
+const S3_KEYS: [&str; 9] = [
     "endpoint",
     "region",
     "bucket",
@@ -118,7 +125,12 @@ const S3_KEYS: [&str; 8] = [
     "secret_access_key",
     "secret_access_key_file",
     "allow_http",
+    "timeout",
 ];
+
+fn default_s3_timeout() -> Duration {
+    Duration::from_secs(10)
+}
 
 fn default_region() -> String {
     "us-east-1".to_owned()
@@ -151,6 +163,7 @@ impl std::fmt::Debug for S3Settings {
             .field("prefix", &self.prefix)
             .field("access_key_id", &self.access_key_id)
             .field("allow_http", &self.allow_http)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -407,6 +420,7 @@ mod tests {
             ("lake", "prod", true)
         );
         assert_eq!(s3.region, "us-east-1");
+        assert_eq!(s3.timeout, Duration::from_secs(10));
         assert_eq!(s3.secret_access_key().unwrap().as_deref(), Some("hush"));
         assert!(
             !format!("{s:?}").contains("hush"),

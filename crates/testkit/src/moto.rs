@@ -37,6 +37,11 @@ impl Moto {
         Self { proc }
     }
 
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.proc.port
+    }
+
     /// The server's URL, e.g. `http://127.0.0.1:34547`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.proc.port)

@@ -389,26 +389,40 @@ pub(super) async fn abort(
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
-/// Removes every upload initiated more than `expiry` ago, and parts whose upload record is
-/// gone (an abort or completion interrupted by a crash) once they are that old.
+/// Removes every upload that has taken no part for `expiry` (its record and newest part
+/// are that old), and parts whose upload record is gone (an abort or completion
+/// interrupted by a crash) once they are that old. An upload still taking parts stays.
 pub(super) async fn sweep(face: &S3Face, expiry: Duration) -> Result<usize, StorageError> {
     let now = SystemTime::now();
     let mut removed = 0;
     let mut after: Option<String> = None;
-    let mut stale: Vec<ObjectKey> = Vec::new();
+    // Per upload directory: its objects and whether one of them is recent.
+    let mut uploads: std::collections::BTreeMap<String, (Vec<ObjectKey>, bool)> =
+        std::collections::BTreeMap::new();
     loop {
         let page = face.backend.list(UPLOADS, after.as_deref(), 1000).await?;
         for meta in &page.objects {
-            let old = now.duration_since(meta.last_modified).unwrap_or_default() > expiry;
-            if old {
-                stale.push(meta.key.clone());
-            }
+            let recent = now.duration_since(meta.last_modified).unwrap_or_default() <= expiry;
+            let dir = meta
+                .key
+                .as_str()
+                .rsplit_once('/')
+                .map_or(meta.key.as_str(), |(dir, _)| dir)
+                .to_owned();
+            let entry = uploads.entry(dir).or_default();
+            entry.0.push(meta.key.clone());
+            entry.1 |= recent;
         }
         after = page.objects.last().map(|m| m.key.to_string());
         if !page.is_truncated {
             break;
         }
     }
+    let mut stale: Vec<ObjectKey> = uploads
+        .into_values()
+        .filter(|(_, recent)| !recent)
+        .flat_map(|(keys, _)| keys)
+        .collect();
     // Records first: an expired upload stops taking parts before its parts go.
     stale.sort_by_key(|k| !k.as_str().ends_with(RECORD));
     for key in stale {

@@ -61,7 +61,7 @@ fn signatures_keys_and_scopes_are_checked() {
 
 #[test]
 fn multipart_uploads_publish_atomically_and_expire() {
-    let stack = S3Stack::start_with(None, &[("STORAGED_MULTIPART_EXPIRY", "1s")]);
+    let stack = S3Stack::start_with(None, &[("STORAGED_MULTIPART_EXPIRY", "3s")]);
     let out = run_python("boto3_multipart.py", &[&stack.endpoint(), &stack.native()]);
     let left = out["left"].as_str().unwrap();
     let staging = stack.data_dir().join("objects/_s3/uploads/lake");

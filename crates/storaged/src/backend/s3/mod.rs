@@ -33,9 +33,6 @@ mod upload;
 
 use keys::Layout;
 
-/// How long one request to the store may take before it is retried or fails.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A bucket (and prefix) of an S3-compatible store.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -64,13 +61,13 @@ impl S3Store {
             .with_retry(RetryConfig {
                 backoff: BackoffConfig::default(),
                 max_retries: 4,
-                retry_timeout: Duration::from_secs(30),
+                retry_timeout: settings.timeout,
             })
             .with_client_options(
                 ClientOptions::new()
                     .with_allow_http(settings.allow_http)
-                    .with_timeout(REQUEST_TIMEOUT)
-                    .with_connect_timeout(Duration::from_secs(5)),
+                    .with_timeout(settings.timeout)
+                    .with_connect_timeout(settings.timeout.min(Duration::from_secs(5))),
             );
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.with_endpoint(endpoint);
@@ -91,7 +88,7 @@ impl S3Store {
             .build()
             .map_err(|e| StorageError::Config(format!("s3: {e}")))?;
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(settings.timeout)
             .build()
             .map_err(|e| StorageError::Config(format!("s3: http client: {e}")))?;
         let this = Self {

@@ -23,6 +23,7 @@ fn settings(moto: &Moto, bucket: &str, prefix: &str) -> S3Settings {
         secret_access_key: Some(serde_json::from_str("\"testing\"").unwrap()),
         secret_access_key_file: None,
         allow_http: true,
+        timeout: std::time::Duration::from_secs(10),
     }
 }
 
@@ -96,6 +97,7 @@ async fn storaged_face(
         secret_access_key: Some(serde_json::from_str("\"any\"").unwrap()),
         secret_access_key_file: None,
         allow_http: true,
+        timeout: std::time::Duration::from_secs(10),
     };
     (settings, handle)
 }
@@ -235,6 +237,7 @@ async fn a_store_without_conditional_writes_is_refused() {
         secret_access_key: None,
         secret_access_key_file: None,
         allow_http: true,
+        timeout: std::time::Duration::from_secs(10),
     };
     let err = S3Store::open(&settings).await.unwrap_err().to_string();
     assert!(

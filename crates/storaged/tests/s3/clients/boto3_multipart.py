@@ -135,7 +135,7 @@ for key, uid in made:
 # Nothing is left staged.
 assert native_keys("_s3/uploads/") == [], native_keys("_s3/uploads/")
 
-# An upload left alone is swept after multipart_expiry (the test sets it to 1 s).
+# An upload left alone is swept after multipart_expiry (the test sets it to 3 s).
 left = s3.create_multipart_upload(Bucket="lake", Key="left.bin")["UploadId"]
 s3.upload_part(Bucket="lake", Key="left.bin", UploadId=left, PartNumber=1, Body=b"x")
 print(json.dumps({"etag": expected_etag, "left": left}))
