@@ -277,8 +277,13 @@ async fn a_restart_reads_the_checkpoint_and_fetches_only_what_changed() {
     catalogd.handle.stop(true).await;
     catalogd.task.await.unwrap().unwrap();
 
-    // A change the checkpoint does not know: a register through another catalogd.
-    let other = spawn_catalogd(&storaged.url()).await;
+    // A change the checkpoint does not know: a register through another catalogd, which
+    // writes no checkpoint itself (its first one could land after the register when the
+    // machine is loaded, and would then know the change).
+    let mut other_settings = catalogd_settings(&storaged.url());
+    other_settings.checkpoint_interval = Duration::ZERO;
+    let other = start_catalogd(other_settings).await;
+    wait_ready(other.port).await;
     let other_api = Api::new(other.port);
     assert_eq!(
         other_api
