@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use faults::proxy::{Fault, FaultProxy};
 use faults::storm::{kill_storm, Victim};
-use testkit::lake::{list_all, register_body, stored_version};
+use testkit::lake::{list_all, register_body};
 use testkit::{free_port, Launch, Moto};
 
 /// 5 kills in `make test`, 20 in `make chaos`.
@@ -101,25 +101,13 @@ async fn store_faults_are_timely_503s_and_the_catalog_stays_true_to_the_store() 
         // write of each name continues from what the store holds.
         actix_web::rt::time::sleep(STORE_TIMEOUT).await;
         proxy.set(Fault::Pass);
-        for name in [&old, &new] {
-            let stored = stored_version(&store, name).await;
-            let reply = api
-                .register(&register_body(name, "fp", 3, "third"))
-                .await
-                .unwrap();
-            assert!(
-                reply.code() == 200 || reply.code() == 201,
-                "{fault:?} {name}: {:?}",
-                reply.json()
-            );
-            let version = reply.json()["manifest"]["version"].as_i64().unwrap();
-            assert_eq!(
-                version,
-                stored + 1,
-                "{fault:?} {name}: memory was behind the store"
-            );
-            assert_eq!(stored_version(&store, name).await, version);
-        }
+        faults::heal::next_write_continues_from_store(
+            &api,
+            &store,
+            &[&old, &new],
+            &format!("{fault:?}"),
+        )
+        .await;
     }
 
     // A catalogd rebuilt straight from the store serves exactly what the running one does.

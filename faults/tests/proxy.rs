@@ -134,27 +134,13 @@ async fn every_fault_is_a_timely_503_and_the_index_stays_true_to_storaged() {
         // Healed: the next acknowledged write of each name continues from what storaged
         // holds, whatever the failed one left there.
         s.proxy.set(Fault::Pass);
-        for name in [&old, &new] {
-            let stored = stored_version(&store, name).await;
-            let reply = api
-                .register(&register_body(name, "fp", 3, "third"))
-                .await
-                .unwrap();
-            let expected_status = if stored == 0 { 201 } else { 200 };
-            assert_eq!(
-                reply.code(),
-                expected_status,
-                "{fault:?} {name}: {:?}",
-                reply.json()
-            );
-            let version = reply.json()["manifest"]["version"].as_i64().unwrap();
-            assert_eq!(
-                version,
-                stored + 1,
-                "{fault:?} {name}: memory was behind storaged"
-            );
-            assert_eq!(stored_version(&store, name).await, version);
-        }
+        faults::heal::next_write_continues_from_store(
+            &api,
+            &store,
+            &[&old, &new],
+            &format!("{fault:?}"),
+        )
+        .await;
     }
 
     // A catalogd rebuilt straight from storaged serves exactly what the running one does,
