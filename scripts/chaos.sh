@@ -3,7 +3,8 @@
 # `make test` at chaos sizes (CHAOS=1: 20 kills per storm, every crash point, 2,000
 # failed calls per fault, 1,000 schemathesis examples per operation on a random seed,
 # workloads of four operations under simulated power loss, a minute of slow clients),
-# in release builds, one test at a time; then Debian's slowhttptest against both services.
+# in release builds, one test at a time; then Debian's slowhttptest against both services,
+# and storaged against Debian's Ceph radosgw (a second real S3 implementation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ install() {
 }
 install strace strace
 install slowhttptest slowhttptest
+for daemon in ceph-mon ceph-osd ceph-mgr radosgw; do install "$daemon" "$daemon"; done
 make venv
 
 export CHAOS=1
@@ -45,7 +47,12 @@ done
 python3 faults/scripts/slow_clients.py --storaged "$sp" --catalogd "$cp" --storaged-pid "$spid" \
     --seconds 60 --slowhttptest >"$out/slowhttptest.log"
 
+echo "== radosgw" >&2
+.venv/bin/python faults/scripts/radosgw.py --storaged ./target/release/storaged \
+    --log "$out/radosgw-storaged.log" >"$out/radosgw.log"
+
 echo "== figures" >&2
 grep -h -o -E '(kill -9 .*|crash points explored.*|power loss.*|write protocol:.*|slow store.*|[0-9]+ failed registers.*|[0-9]+ hostile keys.*|schemathesis (storaged|catalogd):.*|slow clients:.*|auth:.*)' "$out"/*.log || true
 echo "slowhttptest: $(cat "$out/slowhttptest.log")"
+cat "$out/radosgw.log"
 echo "chaos: all green"

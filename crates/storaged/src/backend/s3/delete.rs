@@ -2,10 +2,7 @@
 //! with `If-Match` on a presigned URL, since `object_store` has no conditional delete and
 //! the catalog's retention relies on one.
 
-use std::time::Duration;
-
 use manifest_codec::ObjectKey;
-use object_store::signer::Signer;
 use object_store::ObjectStoreExt;
 use reqwest::{Method, StatusCode};
 
@@ -60,8 +57,7 @@ async fn delete_if_match(
     if_match: &str,
 ) -> Result<(), StorageError> {
     let url = store
-        .store
-        .signed_url(Method::DELETE, path, Duration::from_secs(300))
+        .request_url(Method::DELETE, path)
         .await
         .map_err(|e| remote("signing a conditional delete", key, e))?;
     let response = store

@@ -3,8 +3,8 @@
 //!
 //! storaged keeps no state of its own here: ETags and listings are the store's. The
 //! register contract rests on the store's conditional writes (`If-None-Match: *` to
-//! create, `If-Match` to update), so [`S3Store::open`] probes for them and refuses a
-//! store that ignores them.
+//! create, `If-Match` to update and delete), so [`S3Store::open`] probes for them and
+//! refuses a store that ignores any.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,9 +15,9 @@ use manifest_codec::ObjectKey;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut, S3CopyIfNotExists};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
-    PutOptions, PutPayload, RetryConfig, UpdateVersion,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig,
 };
 
 use super::{
@@ -29,6 +29,7 @@ use crate::config::S3Settings;
 mod attrs;
 mod delete;
 mod keys;
+mod probe;
 mod upload;
 
 use keys::Layout;
@@ -40,6 +41,9 @@ pub struct S3Store {
     layout: Layout,
     /// For the requests `object_store` cannot make (a conditional delete).
     http: reqwest::Client,
+    /// With anonymous access (no credentials), the bucket's path-style URL: such requests
+    /// go there unsigned rather than presigned.
+    anonymous: Option<reqwest::Url>,
     /// Where the store is, for messages.
     endpoint: String,
 }
@@ -91,77 +95,56 @@ impl S3Store {
             .timeout(settings.timeout)
             .build()
             .map_err(|e| StorageError::Config(format!("s3: http client: {e}")))?;
+        let anonymous = match (&settings.access_key_id, &settings.endpoint) {
+            (Some(_), _) => None,
+            (None, Some(endpoint)) => Some(format!(
+                "{}/{}",
+                endpoint.trim_end_matches('/'),
+                settings.bucket
+            )),
+            (None, None) => Some(format!(
+                "https://s3.{}.amazonaws.com/{}",
+                settings.region, settings.bucket
+            )),
+        };
+        let anonymous = anonymous
+            .map(|url| reqwest::Url::parse(&url))
+            .transpose()
+            .map_err(|e| StorageError::Config(format!("s3: endpoint: {e}")))?;
         let this = Self {
             store: Arc::new(store),
             layout: Layout::new(&settings.prefix),
             http,
+            anonymous,
             endpoint: settings
                 .endpoint
                 .clone()
                 .unwrap_or_else(|| format!("AWS S3 ({})", settings.region)),
         };
-        this.probe(&settings.bucket).await?;
+        probe::probe(&this, &settings.bucket).await?;
         Ok(this)
     }
 
-    /// Writes a scratch object twice with `If-None-Match: *` and once with a wrong
-    /// `If-Match`: the store must refuse the last two.
-    async fn probe(&self, bucket: &str) -> Result<(), StorageError> {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let path = self
-            .layout
-            .scratch(&format!("probe-{}-{nanos}", std::process::id()));
-        let create = || PutOptions::from(PutMode::Create);
-        let first = self
-            .store
-            .put_opts(&path, PutPayload::from_static(b"probe"), create())
-            .await
-            .map_err(|e| self.unreachable(bucket, &e))?;
-        let again = self
-            .store
-            .put_opts(&path, PutPayload::from_static(b"probe"), create())
-            .await;
-        let wrong = UpdateVersion {
-            e_tag: Some("\"00000000000000000000000000000000\"".into()),
-            version: None,
+    /// The URL for a request `object_store` cannot make: presigned, or plain with
+    /// anonymous access.
+    async fn request_url(
+        &self,
+        method: reqwest::Method,
+        path: &Path,
+    ) -> Result<reqwest::Url, object_store::Error> {
+        let Some(base) = &self.anonymous else {
+            return self
+                .store
+                .signed_url(method, path, Duration::from_secs(300))
+                .await;
         };
-        let update = self
-            .store
-            .put_opts(
-                &path,
-                PutPayload::from_static(b"probe"),
-                PutOptions::from(PutMode::Update(wrong)),
-            )
-            .await;
-        let _ = self.store.delete(&path).await;
-        let missing = match (again, update) {
-            (
-                Err(object_store::Error::AlreadyExists { .. }),
-                Err(object_store::Error::Precondition { .. }),
-            ) => None,
-            (Err(object_store::Error::AlreadyExists { .. }), _) => Some("If-Match on PUT"),
-            _ => Some("If-None-Match: * on PUT"),
-        };
-        match missing {
-            None => {
-                tracing::info!(endpoint = %self.endpoint, bucket, etag = ?first.e_tag, "s3 store honours conditional writes");
-                Ok(())
-            }
-            Some(feature) => Err(StorageError::Config(format!(
-                "the object store at {} does not honour conditional writes ({feature}); storaged's register contract needs them: use a store that supports them (AWS S3, Ceph RGW 19+, MinIO, Garage 1.0+)",
-                self.endpoint
-            ))),
+        let mut url = base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(path.parts().map(|p| p.as_ref().to_owned()));
         }
-    }
-
-    fn unreachable(&self, bucket: &str, e: &object_store::Error) -> StorageError {
-        StorageError::Config(format!(
-            "cannot write to bucket {bucket:?} at {}: {e}",
-            self.endpoint
-        ))
+        Ok(url)
     }
 
     /// The current version's raw ETag, or `None` when the key is absent.

@@ -213,22 +213,43 @@ async fn large_bodies(store: &S3Store) {
     ));
 }
 
-#[tokio::test]
-async fn a_store_without_conditional_writes_is_refused() {
-    // A "store" that answers 200 to everything, as one that ignores If-None-Match does.
+/// A fake S3 store on a thread: `answer` maps (method, If-None-Match, If-Match, whether
+/// the object exists) to a status; a 2xx PUT creates the object and a 2xx DELETE removes it.
+fn fake_store(answer: fn(&str, Option<&str>, Option<&str>, bool) -> u16) -> S3Settings {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
+        let mut exists = false;
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
             let mut buf = vec![0; 65536];
-            let _ = stream.read(&mut buf);
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let method = request.split(' ').next().unwrap_or("").to_owned();
+            let header = |name: &str| {
+                request.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+            };
+            let status = answer(
+                &method,
+                header("if-none-match").as_deref(),
+                header("if-match").as_deref(),
+                exists,
+            );
+            if (200..300).contains(&status) {
+                exists = method != "DELETE";
+            }
             let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nETag: \"0123456789abcdef0123456789abcdef\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                format!(
+                    "HTTP/1.1 {status} X\r\nETag: \"0123456789abcdef0123456789abcdef\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             );
         }
     });
-    let settings = S3Settings {
+    S3Settings {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         region: "us-east-1".into(),
         bucket: "lake".into(),
@@ -238,10 +259,43 @@ async fn a_store_without_conditional_writes_is_refused() {
         secret_access_key_file: None,
         allow_http: true,
         timeout: std::time::Duration::from_secs(10),
-    };
-    let err = S3Store::open(&settings).await.unwrap_err().to_string();
+    }
+}
+
+#[tokio::test]
+async fn a_store_without_conditional_writes_is_refused() {
+    // One that answers 200 to everything, as a store that ignores every condition does.
+    let err = S3Store::open(&fake_store(|_, _, _, _| 200))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.contains("If-None-Match") && err.contains("conditional writes"),
+        err.contains("If-None-Match: * on PUT")
+            && err.contains("If-Match on PUT (a wrong ETag")
+            && err.contains("If-Match on DELETE"),
+        "{err}"
+    );
+
+    // One that behaves as Debian's Ceph RGW 16.2 did here: creates are conditional, but
+    // If-Match on PUT is compared with the unquoted ETag (so the object's own quoted tag is
+    // refused) and If-Match on DELETE is ignored.
+    let rgw16 = |method: &str, none_match: Option<&str>, if_match: Option<&str>, exists| match (
+        method, none_match, if_match,
+    ) {
+        ("PUT", Some("*"), _) if exists => 412,
+        ("PUT", _, Some(tag)) if tag.starts_with('"') => 412,
+        ("DELETE", _, _) => 204,
+        _ => 200,
+    };
+    let err = S3Store::open(&fake_store(rgw16))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("If-None-Match"), "{err}");
+    assert!(!err.contains("a wrong ETag was not refused"), "{err}");
+    assert!(
+        err.contains("If-Match on PUT (the object's own ETag was refused)")
+            && err.contains("If-Match on DELETE (a wrong ETag did not stop the delete)"),
         "{err}"
     );
 
