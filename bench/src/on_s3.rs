@@ -69,12 +69,22 @@ pub(crate) fn on_moto(
         }
     });
     let through = gets(format!("{}/v1/objects/onmoto/get/one", storaged.url()));
+    let direct = gets(direct_url.clone());
     for run in 0..runs {
-        // One request at a time: the latency storaged adds to the store's.
-        let direct_ms = direct_get_p50_ms(&direct_url, 200);
+        // One request at a time, both through the bench's client (keep-alive): the latency
+        // storaged adds to the store's. And moto on a fresh connection per request.
+        let fresh_ms = direct_get_p50_ms(&direct_url, 200);
+        let s = load::run(1, Stop::Requests(200), &direct);
+        assert_eq!(s.errors, 0, "GET from moto: errors");
+        let direct_ms = s.percentile_ms(0.5);
         let s = load::run(1, Stop::Requests(200), &through);
         assert_eq!(s.errors, 0, "GET through storaged: errors");
         let through_ms = s.percentile_ms(0.5);
+        figs.add(
+            "moto GET 4 KiB c=1 p50 (direct, a connection each)",
+            "ms",
+            fresh_ms,
+        );
         figs.add("moto GET 4 KiB c=1 p50 (direct)", "ms", direct_ms);
         figs.add("storaged-on-moto GET 4 KiB c=1 p50", "ms", through_ms);
         figs.add(

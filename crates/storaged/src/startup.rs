@@ -135,6 +135,9 @@ impl Application {
                 .default_service(web::to(service_kit::http::no_route))
                 .wrap(middleware::from_fn(http::record_metrics))
         })
+        // A streamed answer's head and body go out as separate writes: with Nagle on, the
+        // body waits for the client's delayed ACK (40 ms).
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(DRAIN_SECONDS);
         let tls = service_kit::tls::serve(
