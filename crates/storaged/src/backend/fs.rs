@@ -40,6 +40,9 @@ pub trait WriteFile: Send {
     fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Makes the file's content durable (fsync).
     fn sync_all(&mut self) -> io::Result<()>;
+    /// Makes the file's content durable without its timestamps (fdatasync): all a write
+    /// into a preallocated file needs.
+    fn sync_data(&mut self) -> io::Result<()>;
 }
 
 /// A file opened for reading; its length and time are those seen when it was opened.
@@ -60,6 +63,8 @@ pub trait Fs: Send + Sync + fmt::Debug + 'static {
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Creates a file that must not exist yet.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// Opens an existing file for positional writes (nothing truncated).
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
     fn open(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>>;
     /// Atomically replaces `to` with `from`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -103,6 +108,10 @@ impl WriteFile for RealWrite {
 
     fn sync_all(&mut self) -> io::Result<()> {
         self.0.sync_all()
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
     }
 }
 
@@ -155,6 +164,11 @@ impl Fs for RealFs {
             .write(true)
             .create_new(true)
             .open(path)?;
+        Ok(Box::new(RealWrite(file)))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
         Ok(Box::new(RealWrite(file)))
     }
 

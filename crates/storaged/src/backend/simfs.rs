@@ -260,6 +260,10 @@ impl WriteFile for SimWrite {
         self.write(buf, usize::try_from(offset).map_err(io::Error::other)?)
     }
 
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.sync_all()
+    }
+
     fn sync_all(&mut self) -> io::Result<()> {
         if !self.fs.0.sync_files {
             return Ok(());
@@ -275,9 +279,13 @@ impl WriteFile for SimWrite {
     }
 }
 
+/// An open file reads the inode's current data, as on a real file system; its size is
+/// the one seen when it was opened.
 #[derive(Debug)]
 struct SimRead {
-    data: Vec<u8>,
+    fs: SimFs,
+    ino: Ino,
+    len: u64,
 }
 
 /// Every simulated file has this modification time.
@@ -287,7 +295,7 @@ fn epoch() -> SystemTime {
 
 impl ReadFile for SimRead {
     fn size(&self) -> u64 {
-        self.data.len() as u64
+        self.len
     }
 
     fn modified(&self) -> SystemTime {
@@ -296,12 +304,16 @@ impl ReadFile for SimRead {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let start = usize::try_from(offset).map_err(io::Error::other)?;
-        let src = self
-            .data
-            .get(start..start + buf.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(src);
-        Ok(())
+        self.fs.read(|s| match s.nodes.get(&self.ino) {
+            Some(Node::File { data, .. }) => {
+                let src = data
+                    .get(start..start + buf.len())
+                    .ok_or(io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            _ => Err(io::ErrorKind::NotFound.into()),
+        })
     }
 }
 
@@ -355,9 +367,25 @@ impl Fs for SimFs {
         }))
     }
 
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        let ino = self.read(|s| match s.nodes.get(&s.lookup(path)?) {
+            Some(Node::File { .. }) => s.lookup(path),
+            _ => Err(io::ErrorKind::IsADirectory.into()),
+        })?;
+        Ok(Box::new(SimWrite {
+            fs: self.clone(),
+            ino,
+            at: 0,
+        }))
+    }
+
     fn open(&self, path: &Path) -> io::Result<Arc<dyn ReadFile>> {
         self.read(|s| match s.nodes.get(&s.lookup(path)?) {
-            Some(Node::File { data, .. }) => Ok(Arc::new(SimRead { data: data.clone() }) as _),
+            Some(Node::File { data, .. }) => Ok(Arc::new(SimRead {
+                fs: self.clone(),
+                ino: s.lookup(path)?,
+                len: data.len() as u64,
+            }) as _),
             _ => Err(io::ErrorKind::IsADirectory.into()),
         })
     }

@@ -58,6 +58,21 @@ impl LocalFs {
         }
     }
 
+    /// Removes the temporary copies of log-resident parts (their links stay).
+    async fn remove_copies(&self, copies: Vec<std::path::PathBuf>) {
+        if copies.is_empty() {
+            return;
+        }
+        let fs = self.fs.clone();
+        let _ = blocking(move || {
+            for copy in copies {
+                let _ = fs.remove_file(&copy);
+            }
+            Ok(())
+        })
+        .await;
+    }
+
     /// `key` made of `parts` in order (see the module documentation).
     pub(super) async fn assemble_parts(
         &self,
@@ -81,6 +96,8 @@ impl LocalFs {
         let mut expected = Vec::with_capacity(parts.len());
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"storaged assembled object\0");
+        // Parts in the write log are copied out to files of their own to be linked.
+        let mut copies = Vec::new();
         for part in &parts {
             let entry = self
                 .current(part)
@@ -90,7 +107,20 @@ impl LocalFs {
                 })?;
             hasher.update(entry.etag.as_bytes());
             hasher.update(&entry.size.to_le_bytes());
-            expected.push((self.object_path(part), entry.etag, entry.size));
+            let path = match entry.log {
+                Some(at) => match self.materialize(at).await {
+                    Ok(copy) => {
+                        copies.push(copy.clone());
+                        copy
+                    }
+                    Err(e) => {
+                        self.remove_copies(copies).await;
+                        return Err(e);
+                    }
+                },
+                None => self.object_path(part),
+            };
+            expected.push((path, entry.etag, entry.size));
         }
         let generation = self.new_generation();
         let dir = self.segment_dir(generation);
@@ -108,6 +138,7 @@ impl LocalFs {
             .await
             .map_err(|e| StorageError::task("linking segments", e))?
         };
+        self.remove_copies(copies).await;
         if let Err(e) = link {
             self.drop_segments(generation).await;
             return Err(e);

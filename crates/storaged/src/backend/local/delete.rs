@@ -19,7 +19,15 @@ impl LocalFs {
         let _key = self.locks.lock(key).await;
         let current = self.current(key);
         check_condition(key, condition, current.map(|e| e.tags()))?;
-        if current.is_none() {
+        let Some(entry) = current else {
+            return Ok(());
+        };
+        if entry.log.is_some() {
+            self.remove_logged(key).await?;
+            self.index
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(key);
             return Ok(());
         }
         let fsync = self.fsync.clone();

@@ -17,6 +17,8 @@ mod delete;
 mod dirsync;
 mod fsync;
 mod header;
+mod log;
+mod logged;
 mod paths;
 mod read;
 mod scan;
@@ -39,6 +41,7 @@ use super::{
 use keylock::KeyLocks;
 
 pub use fsync::FsyncPolicy;
+pub use logged::LogConfig;
 pub use scan::OpenReport;
 
 /// Objects up to this size are written and read in a single blocking task.
@@ -52,6 +55,8 @@ struct Entry {
     last_modified: SystemTime,
     /// The segment directory of an assembled object.
     segments: Option<u64>,
+    /// Where the record is, for an object in the write log.
+    log: Option<log::Appended>,
 }
 
 impl Entry {
@@ -78,6 +83,8 @@ pub struct LocalFs {
     tmp_counter: AtomicU64,
     /// Read-ahead memory of all downloads, one permit per MiB.
     read_budget: Arc<tokio::sync::Semaphore>,
+    /// The write log for small objects, when on.
+    log: Option<logged::Logged>,
     /// The exclusive lock on `<data_dir>/LOCK`, held for the life of the store.
     _owner: Box<dyn std::fmt::Debug + Send + Sync>,
 }
@@ -92,31 +99,62 @@ impl LocalFs {
         Self::open_on(Arc::new(RealFs), data_dir, fsync).await
     }
 
+    /// [`Self::open`] with small objects in the write log as `log` says (ADR 0017).
+    pub async fn open_with_log(
+        data_dir: &Path,
+        fsync: FsyncPolicy,
+        log: LogConfig,
+    ) -> Result<(Self, OpenReport), StorageError> {
+        Self::open_with(Arc::new(RealFs), data_dir, fsync, log).await
+    }
+
     /// [`Self::open`] on the file system `fs`.
     pub(crate) async fn open_on(
         fs: Arc<dyn Fs>,
         data_dir: &Path,
         fsync: FsyncPolicy,
     ) -> Result<(Self, OpenReport), StorageError> {
+        Self::open_with(fs, data_dir, fsync, LogConfig::OFF).await
+    }
+
+    /// [`Self::open_with_log`] on the file system `fs`.
+    pub(crate) async fn open_with(
+        fs: Arc<dyn Fs>,
+        data_dir: &Path,
+        fsync: FsyncPolicy,
+        log_config: LogConfig,
+    ) -> Result<(Self, OpenReport), StorageError> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
         let segments = data_dir.join("segments");
         let created = scan::missing_dirs(fs.as_ref(), data_dir);
         let owner = scan::lock_data_dir(fs.as_ref(), data_dir)?;
-        let (index, report) = {
+        let (index, report, log, superseded) = {
             let (fs, objects, tmp) = (fs.clone(), objects.clone(), tmp.clone());
             let segments = segments.clone();
             let data_dir = data_dir.to_path_buf();
             let fsync = fsync.clone();
             tokio::task::spawn_blocking(move || {
-                let scanned = scan::scan(fs.as_ref(), &objects, &tmp, &segments)?;
+                let (mut index, report) = scan::scan(fs.as_ref(), &objects, &tmp, &segments)?;
+                let (log, superseded) = if log_config.max_object_size > 0 {
+                    let (log, superseded) = logged::open_log(
+                        fs.clone(),
+                        &data_dir.join("log"),
+                        log_config,
+                        fsync.enabled(),
+                        &mut index,
+                    )?;
+                    (Some(log), superseded)
+                } else {
+                    (None, Vec::new())
+                };
                 // The first acknowledged write needs `objects/` (and every directory
                 // created above it) to survive a power loss too.
                 let parents = created.iter().filter_map(|d| d.parent());
                 for dir in std::iter::once(data_dir.as_path()).chain(parents) {
                     fsync.dir_now(fs.as_ref(), dir)?;
                 }
-                Ok::<_, StorageError>(scanned)
+                Ok::<_, StorageError>((index, report, log, superseded))
             })
             .await
             .map_err(|e| StorageError::task("scanning the data directory", e))??
@@ -133,7 +171,16 @@ impl LocalFs {
             dirs: tokio::sync::RwLock::new(()),
             tmp_counter: AtomicU64::new(0),
             read_budget: Arc::new(tokio::sync::Semaphore::new(read::READ_BUDGET_MIB)),
+            log,
         };
+        // Files whose writes were superseded by a log record (a crash fell between the
+        // record and the file's removal).
+        for (key, file) in superseded {
+            store.remove_file_of(&key).await?;
+            if let Some(generation) = file.segments {
+                store.drop_segments(generation).await;
+            }
+        }
         Ok((store, report))
     }
 
@@ -190,8 +237,11 @@ impl Backend for LocalFs {
         let not_found = || StorageError::NotFound {
             key: key.to_string(),
         };
-        if self.current(key).is_none() {
+        let Some(entry) = self.current(key) else {
             return Err(not_found());
+        };
+        if let Some(at) = entry.log {
+            return self.get_logged(key, at).await;
         }
         let path = self.object_path(key);
         let fs = self.fs.clone();
@@ -250,7 +300,8 @@ impl Backend for LocalFs {
 
     async fn is_ready(&self) -> bool {
         let dir_ok = |p: &Path| matches!(self.fs.stat(p), Ok(Some(m)) if m.kind == Kind::Dir);
-        dir_ok(&self.objects) && dir_ok(&self.tmp)
+        let log_ok = self.log.as_ref().is_none_or(|l| l.log.failure().is_none());
+        dir_ok(&self.objects) && dir_ok(&self.tmp) && log_ok
     }
 }
 

@@ -130,6 +130,7 @@ pub(super) fn scan(
                             s3_tag: header.s3_tag,
                             last_modified,
                             segments: generation,
+                            log: None,
                         },
                     );
                     report.objects += 1;

@@ -169,6 +169,15 @@ impl LocalFs {
             small,
             generation,
         } = staged;
+        let small = match (small, generation, self.log_for(header.size)) {
+            (Some((attrs, content)), None, Some(log)) => {
+                let log = log.clone();
+                return self
+                    .commit_to_log(&log, key, condition, header, attrs, content.freeze())
+                    .await;
+            }
+            (small, ..) => small,
+        };
         let _key = self.locks.lock(key).await;
         let previous = self.current(key);
         check_condition(key, condition, previous.map(|e| e.tags()))?;
@@ -188,12 +197,16 @@ impl LocalFs {
             .await
             .map_err(|e| StorageError::task("installing an object", e))??
         };
+        if previous.is_some_and(|p| p.log.is_some()) {
+            self.supersede(key).await?;
+        }
         let entry = Entry {
             size: header.size,
             etag: header.etag,
             s3_tag: header.s3_tag,
             last_modified,
             segments: generation,
+            log: None,
         };
         self.index
             .write()
@@ -257,7 +270,7 @@ impl BatchWriter {
 }
 
 /// Creates `path`, writes header, attributes and content, fsyncs it as `fsync` says.
-fn write_small(
+pub(super) fn write_small(
     fs: &dyn Fs,
     path: &Path,
     header: &[u8],

@@ -1,0 +1,300 @@
+//! The write log for small objects (ADR 0017): checksummed records appended to
+//! preallocated segment files, many writers sharing one `fdatasync`.
+//!
+//! [`Log::open`] replays the segments (`recover`) and starts the writer thread (`writer`);
+//! [`Log::append`] returns once the record's batch is durable; [`Log::read`] reads one
+//! record back by position and checks it. The log knows records, not objects: which
+//! record is a key's current version is the caller's index.
+
+mod format;
+mod recover;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bytes::Bytes;
+
+pub(crate) use format::{Kind, RecordHead};
+pub(crate) use recover::{RecoverError, Replayed};
+
+use super::super::fs::{Fs, ReadFile};
+use format::Decoded;
+
+const SEGMENT_EXT: &str = ".seg";
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}{SEGMENT_EXT}"))
+}
+
+/// A record to append. A `head.seq` of 0 takes the next sequence number; a copy keeps its
+/// original one.
+#[derive(Debug, Clone)]
+pub(crate) struct Append {
+    pub(crate) head: RecordHead,
+    pub(crate) key: String,
+    pub(crate) attrs: Vec<u8>,
+    pub(crate) content: Bytes,
+}
+
+/// Where an appended record is, and its sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub(crate) segment: u64,
+    /// Offset of the record's first byte in the segment.
+    pub(crate) offset: u64,
+    /// The record's length, header included.
+    pub(crate) len: u32,
+    pub(crate) seq: u64,
+}
+
+/// Why an append failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum AppendError {
+    /// Nothing was written (a new segment could not be made: the disk is full, say).
+    #[error("the write log could not make a new segment: {0}")]
+    NotWritten(Arc<std::io::Error>),
+    /// A write or `fdatasync` failed, now or earlier: the log takes no more writes until
+    /// storaged restarts and replays what is really on disk. The outcome is unknown.
+    #[error("the write log stopped taking writes: {0}")]
+    Stopped(String),
+    /// More than a batch holds.
+    #[error("records larger than a log batch")]
+    TooLarge,
+}
+
+impl AppendError {
+    pub(super) fn not_written(e: std::io::Error) -> Self {
+        Self::NotWritten(Arc::new(e))
+    }
+}
+
+/// Counters of the writer, for metrics and tests.
+#[derive(Debug, Default)]
+pub(crate) struct LogStats {
+    pub(crate) batches: AtomicU64,
+    pub(crate) records: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+}
+
+/// What the writer thread and readers share.
+#[derive(Debug)]
+struct Shared {
+    files: RwLock<BTreeMap<u64, Arc<dyn ReadFile>>>,
+    failure: Mutex<Option<String>>,
+    stats: LogStats,
+}
+
+impl Shared {
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn fail(&self, why: String) {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(why);
+    }
+
+    fn add_segment(&self, id: u64, file: Arc<dyn ReadFile>) {
+        self.files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, file);
+    }
+
+    fn batch_committed(&self, records: u32, bytes: u64) {
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .records
+            .fetch_add(u64::from(records), Ordering::Relaxed);
+        self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The write log of one data directory.
+#[derive(Debug)]
+pub(crate) struct Log {
+    shared: Arc<Shared>,
+    requests: Mutex<Option<std::sync::mpsc::Sender<writer::Request>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What [`Log::open`] found: every intact record in log order, and a torn tail it zeroed.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) log: Log,
+    pub(crate) records: Vec<Replayed>,
+    /// Segment, offset and length of a torn tail that was zeroed.
+    pub(crate) torn: Option<(u64, u64, u64)>,
+}
+
+impl Log {
+    /// Replays the log under `dir` (made if missing) and starts its writer, which syncs
+    /// each batch when `sync` (storaged's `fsync` setting). Blocking.
+    pub(crate) fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        segment_size: u64,
+        sync: bool,
+    ) -> Result<Opened, RecoverError> {
+        fs.create_dir_all(dir).map_err(|source| RecoverError::Io {
+            op: "creating the log directory",
+            source,
+        })?;
+        let found = recover::recover(&*fs, dir)?;
+        let (head_id, offset) = found.head.unwrap_or((1, 0));
+        let io = |op| move |source| RecoverError::Io { op, source };
+        let (head, read) = writer::open_or_create(&*fs, dir, head_id, segment_size)
+            .map_err(io("opening the head segment"))?;
+        let mut files = found.files;
+        files.insert(head_id, read);
+        let shared = Arc::new(Shared {
+            files: RwLock::new(files),
+            failure: Mutex::new(None),
+            stats: LogStats::default(),
+        });
+        let writer = writer::Writer {
+            fs,
+            dir: dir.to_owned(),
+            segment_size,
+            sync,
+            head_id,
+            head,
+            offset,
+            next_seq: found.next_seq,
+            next_batch: found.next_batch,
+            shared: shared.clone(),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("storaged-log".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(io("starting the log writer"))?;
+        Ok(Opened {
+            log: Self {
+                shared,
+                requests: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+            },
+            records: found.records,
+            torn: found.torn,
+        })
+    }
+
+    /// Appends `records` (in one batch) and returns once that batch is durable.
+    pub(crate) async fn append(&self, records: Vec<Append>) -> Result<Vec<Appended>, AppendError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|tx| tx.send(writer::Request { records, reply }));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(AppendError::not_written(std::io::Error::other(
+                "the log is closed",
+            )));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(AppendError::Stopped("the log writer stopped".into())))
+    }
+
+    /// Reads the record at `at` and checks it: its head, key, attributes and content.
+    /// `InvalidData` when it fails its checksum. Blocking.
+    pub(crate) fn read(&self, at: Appended) -> std::io::Result<Record> {
+        let file = self
+            .shared
+            .files
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&at.segment)
+            .cloned()
+            .ok_or_else(|| std::io::Error::other(format!("no log segment {}", at.segment)))?;
+        let mut raw = vec![0; usize::try_from(at.len).unwrap_or(0)];
+        file.read_exact_at(&mut raw, at.offset)?;
+        let decoded = format::decode_record(&raw).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "log record at segment {} offset {} fails its checksum",
+                    at.segment, at.offset
+                ),
+            )
+        })?;
+        Ok(Record {
+            raw: Bytes::from(raw),
+            decoded,
+        })
+    }
+
+    /// Why the log takes no writes, if it does not.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> &LogStats {
+        &self.shared.stats
+    }
+
+    /// Stops the writer after the requests already sent.
+    pub(crate) fn close(&self) {
+        drop(
+            self.requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A record read back.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    raw: Bytes,
+    decoded: Decoded,
+}
+
+impl Record {
+    pub(crate) fn head(&self) -> &RecordHead {
+        &self.decoded.head
+    }
+
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.raw[self.decoded.key.clone()]
+    }
+
+    pub(crate) fn attrs(&self) -> &[u8] {
+        &self.raw[self.decoded.attrs.clone()]
+    }
+
+    pub(crate) fn content(&self) -> Bytes {
+        self.raw.slice(self.decoded.content.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::format::{BATCH_HEADER, RECORD_HEADER};
+use super::*;
+use crate::backend::fs::RealFs;
+use crate::backend::{ETag, S3Tag};
+
+const SEGMENT: u64 = 1 << 20;
+
+fn us(n: impl TryInto<usize>) -> usize {
+    n.try_into().ok().unwrap()
+}
+
+fn byte(i: impl TryInto<u8>) -> u8 {
+    i.try_into().ok().unwrap()
+}
+
+fn put(key: &str, content: &[u8]) -> Append {
+    Append {
+        head: RecordHead {
+            kind: Kind::Put,
+            seq: 0,
+            size: content.len() as u64,
+            etag: ETag::of(content),
+            s3_tag: S3Tag::single([1; 16]),
+            last_modified: SystemTime::now(),
+        },
+        key: key.into(),
+        attrs: b"{}".to_vec(),
+        content: Bytes::copy_from_slice(content),
+    }
+}
+
+fn open(dir: &Path) -> Opened {
+    Log::open(Arc::new(RealFs), dir, SEGMENT, true).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn appended_records_read_back_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let opened = open(dir.path());
+    assert!(opened.records.is_empty());
+    let log = opened.log;
+    let at = rt
+        .block_on(log.append(vec![put("a/one", b"first"), put("a/two", b"second")]))
+        .unwrap();
+    assert_eq!(at.len(), 2);
+    assert!(at[0].seq < at[1].seq);
+    let back = log.read(at[1]).unwrap();
+    assert_eq!(back.key(), b"a/two");
+    assert_eq!(back.attrs(), b"{}");
+    assert_eq!(&back.content()[..], b"second");
+    assert_eq!(back.head().etag, ETag::of(b"second"));
+    let next = rt
+        .block_on(log.append(vec![put("a/one", b"again")]))
+        .unwrap();
+    drop(log);
+
+    let opened = open(dir.path());
+    let replayed: Vec<(Vec<u8>, u64, Appended)> = opened
+        .records
+        .iter()
+        .map(|r| (r.key.clone(), r.decoded.head.seq, r.at))
+        .collect();
+    assert_eq!(
+        replayed,
+        vec![
+            (b"a/one".to_vec(), at[0].seq, at[0]),
+            (b"a/two".to_vec(), at[1].seq, at[1]),
+            (b"a/one".to_vec(), next[0].seq, next[0]),
+        ]
+    );
+    assert!(opened.torn.is_none());
+    // Appends go on after the replayed ones, with later numbers.
+    let later = rt
+        .block_on(opened.log.append(vec![put("b", b"x")]))
+        .unwrap();
+    assert!(later[0].seq > next[0].seq);
+    assert!(later[0].offset > next[0].offset);
+    assert_eq!(&opened.log.read(next[0]).unwrap().content()[..], b"again");
+}
+
+#[test]
+fn concurrent_writers_share_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = Arc::new(open(dir.path()).log);
+    let writers = 64;
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = (0..writers)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    log.append(vec![put(&format!("k{i}"), &[byte(i); 4096])])
+                        .await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    let stats = log.stats();
+    assert_eq!(stats.records.load(Ordering::Relaxed), writers);
+    let batches = stats.batches.load(Ordering::Relaxed);
+    assert!(
+        batches < writers,
+        "{writers} concurrent writers took {batches} syncs"
+    );
+    for (i, at) in results.iter().enumerate() {
+        assert_eq!(
+            &log.read(at[0]).unwrap().content()[..],
+            &[byte(i); 4096][..]
+        );
+    }
+}
+
+#[test]
+fn the_log_rolls_to_a_new_segment_when_one_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let body = vec![7; 200 * 1024];
+    let mut places = Vec::new();
+    for i in 0..12 {
+        places.push(
+            rt.block_on(log.append(vec![put(&format!("big{i}"), &body)]))
+                .unwrap()[0],
+        );
+    }
+    let segments: std::collections::BTreeSet<u64> = places.iter().map(|a| a.segment).collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    drop(log);
+    let opened = open(dir.path());
+    assert_eq!(opened.records.len(), 12);
+    for at in places {
+        assert_eq!(opened.log.read(at).unwrap().content().len(), body.len());
+    }
+}
+
+#[test]
+fn a_torn_tail_is_zeroed_and_appends_resume_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let first = rt
+        .block_on(log.append(vec![put("keep", b"durable")]))
+        .unwrap()[0];
+    let second = rt
+        .block_on(log.append(vec![put("torn", b"never acknowledged")]))
+        .unwrap()[0];
+    drop(log);
+    // A power loss that kept only part of the second batch.
+    let seg = segment_path(dir.path(), second.segment);
+    let mut raw = std::fs::read(&seg).unwrap();
+    let batch_start = us(second.offset) - BATCH_HEADER;
+    raw[us(second.offset) + RECORD_HEADER..us(second.offset) + us(second.len)].fill(0);
+    std::fs::write(&seg, &raw).unwrap();
+
+    let opened = open(dir.path());
+    let keys: Vec<&[u8]> = opened.records.iter().map(|r| &r.key[..]).collect();
+    assert_eq!(keys, [b"keep".as_slice()]);
+    let (segment, offset, len) = opened.torn.unwrap();
+    assert_eq!((segment, offset), (second.segment, batch_start as u64));
+    assert!(len > 0);
+    let raw = std::fs::read(&seg).unwrap();
+    assert!(raw[batch_start..batch_start + us(len)]
+        .iter()
+        .all(|b| *b == 0));
+    let next = rt
+        .block_on(opened.log.append(vec![put("after", b"x")]))
+        .unwrap()[0];
+    assert_eq!(next.offset, second.offset);
+    assert_eq!(&opened.log.read(first).unwrap().content()[..], b"durable");
+    drop(opened);
+    let keys: Vec<Vec<u8>> = open(dir.path())
+        .records
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, [b"keep".to_vec(), b"after".to_vec()]);
+}
+
+#[test]
+fn a_damaged_batch_before_intact_ones_stops_start_up_naming_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let victim = rt.block_on(log.append(vec![put("a", b"one")])).unwrap()[0];
+    rt.block_on(log.append(vec![put("b", b"two")])).unwrap();
+    drop(log);
+    let seg = segment_path(dir.path(), victim.segment);
+    let mut raw = std::fs::read(&seg).unwrap();
+    raw[us(victim.offset) + RECORD_HEADER + 1] ^= 0xff;
+    std::fs::write(&seg, &raw).unwrap();
+
+    let err = Log::open(Arc::new(RealFs), dir.path(), SEGMENT, true).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, RecoverError::Corrupt { .. }), "{message}");
+    assert!(
+        message.contains(&format!("{:020}.seg", victim.segment)),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("offset {}", victim.offset - BATCH_HEADER as u64)),
+        "{message}"
+    );
+    // Nothing was changed: the same error again.
+    assert_eq!(std::fs::read(&seg).unwrap(), raw);
+}
+
+#[test]
+fn a_damaged_segment_followed_by_an_intact_one_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let body = vec![3; 300 * 1024];
+    let mut places = Vec::new();
+    for i in 0..6 {
+        places.push(
+            rt.block_on(log.append(vec![put(&format!("k{i}"), &body)]))
+                .unwrap()[0],
+        );
+    }
+    drop(log);
+    let last_of_first = places
+        .iter()
+        .rfind(|a| a.segment == places[0].segment)
+        .unwrap();
+    assert!(places.iter().any(|a| a.segment > last_of_first.segment));
+    let seg = segment_path(dir.path(), last_of_first.segment);
+    let mut raw = std::fs::read(&seg).unwrap();
+    raw[us(last_of_first.offset) + 100] ^= 1;
+    std::fs::write(&seg, &raw).unwrap();
+    let err = Log::open(Arc::new(RealFs), dir.path(), SEGMENT, true).unwrap_err();
+    assert!(matches!(err, RecoverError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn reads_check_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let at = rt.block_on(log.append(vec![put("a", b"content")])).unwrap()[0];
+    let seg = segment_path(dir.path(), at.segment);
+    let mut raw = std::fs::read(&seg).unwrap();
+    raw[us(at.offset) + us(at.len) - 1] ^= 1;
+    std::fs::write(&seg, &raw).unwrap();
+    let err = log.read(at).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("checksum"), "{err}");
+}
