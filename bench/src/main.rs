@@ -12,6 +12,7 @@ mod ceiling;
 mod lake;
 mod large;
 mod load;
+mod log;
 mod on_s3;
 mod rehydrate;
 mod report;
@@ -61,6 +62,9 @@ struct Args {
     /// Only the figures with storaged on an S3 store (moto) beside moto itself.
     #[arg(long)]
     on_s3_only: bool,
+    /// Only small writes and registers with storaged's write log off and on.
+    #[arg(long)]
+    log_only: bool,
     #[arg(long)]
     storaged_bin: Option<PathBuf>,
     #[arg(long)]
@@ -241,6 +245,14 @@ fn main() {
         storaged.stop(Duration::from_secs(20));
         let results = figs.finish();
         report::print_and_save(&results, &args.dir.join("results-s3.json"), &args.baseline);
+        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        return;
+    }
+
+    if args.log_only {
+        log::log_figures(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
+        let results = figs.finish();
+        report::print_and_save(&results, &args.dir.join("results-log.json"), &args.baseline);
         std::fs::remove_dir_all(&work).expect("removing the work directory");
         return;
     }

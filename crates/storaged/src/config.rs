@@ -44,6 +44,11 @@ pub struct Settings {
     /// fsync every write before acknowledging it. `false` is unsafe: an acknowledged write
     /// can be lost or torn by a crash. Only for throwaway development data.
     pub fsync: bool,
+    /// Objects up to this size are records in the write log (ADR 0017): many writes share
+    /// one `fdatasync`. 0 keeps every object a file. At most 1 MiB.
+    pub log_max_object_size: ByteSize,
+    /// The size of each preallocated log segment file; at least 8 MiB.
+    pub log_segment_size: ByteSize,
     /// When set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer`
     /// with this token, which acts as one `admin` credential named `auth_token`.
     #[serde(default)]
@@ -274,6 +279,16 @@ impl Settings {
         if self.max_object_size.as_u64() == 0 {
             return Err(SettingsError("max_object_size must be above 0".into()));
         }
+        if self.log_max_object_size.as_u64() > 1 << 20 {
+            return Err(SettingsError(
+                "log_max_object_size must be at most 1 MiB (larger objects are files)".into(),
+            ));
+        }
+        if self.log_segment_size.as_u64() < 8 << 20 {
+            return Err(SettingsError(
+                "log_segment_size must be at least 8 MiB".into(),
+            ));
+        }
         if self.body_idle_timeout.is_zero() {
             return Err(SettingsError("body_idle_timeout must be above 0".into()));
         }
@@ -384,6 +399,12 @@ mod tests {
             ("STORAGED_LOG_FORMAT", "xml", "xml"),
             ("STORAGED_TLS_KEY_FILE", "/key.pem", "tls_cert_file"),
             ("STORAGED_MAX_OBJECT_SIZE", "0", "max_object_size"),
+            (
+                "STORAGED_LOG_MAX_OBJECT_SIZE",
+                "2 MiB",
+                "log_max_object_size",
+            ),
+            ("STORAGED_LOG_SEGMENT_SIZE", "1 MiB", "log_segment_size"),
             ("STORAGED_S3_LISTEN", "localhost", "s3_listen"),
         ] {
             let err = Settings::load(None, &env(&[(k, v)]), &Overrides::default())

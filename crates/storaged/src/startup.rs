@@ -7,7 +7,7 @@ use actix_web::{middleware, web, App, HttpServer};
 
 use service_kit::credentials::CredentialStore;
 
-use crate::backend::{Backend, FsyncPolicy, LocalFs, S3Store};
+use crate::backend::{Backend, FsyncPolicy, LocalFs, LogConfig, S3Store};
 use crate::config::{BackendKind, Settings};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -54,12 +54,17 @@ async fn open_backend(settings: &Settings, metrics: &Metrics) -> Result<Arc<dyn 
         }
         (BackendKind::Local, _) => {
             let fsync = FsyncPolicy::new(settings.fsync, Some(metrics.fsync_seconds.clone()));
-            let (backend, report) = LocalFs::open(&settings.data_dir, fsync).await?;
+            let log = LogConfig {
+                max_object_size: settings.log_max_object_size.as_u64(),
+                segment_size: settings.log_segment_size.as_u64(),
+            };
+            let (backend, report) = LocalFs::open_with_log(&settings.data_dir, fsync, log).await?;
             tracing::info!(
                 data_dir = %settings.data_dir.display(),
                 objects = report.objects,
                 swept_temp_files = report.swept,
                 skipped_files = report.skipped,
+                log_max_object_size = log.max_object_size,
                 "data directory ready"
             );
             if !settings.fsync {

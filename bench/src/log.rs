@@ -1,0 +1,75 @@
+//! `--log-only`: small writes with storaged's write log off and on (ADR 0017), beside the
+//! durable-file-write ceiling, interleaved run by run so that both see the same machine.
+
+use std::path::Path;
+use std::time::Duration;
+
+use testkit::{free_port, Launch, Proc};
+
+use crate::load::{self, Stop};
+use crate::report::Figures;
+use crate::{ceiling, puts, registers};
+
+/// storaged (log on or off) and catalogd over it, both release builds with warn logs.
+fn stack(work: &Path, bins: (&Path, &Path), name: &str, log: &str) -> (Proc, Proc) {
+    let storaged = Launch::storaged(&work.join(name), free_port())
+        .program(bins.0)
+        .env("RUST_LOG", "warn")
+        .env("STORAGED_LOG_MAX_OBJECT_SIZE", log)
+        .log_dir(work)
+        .spawn();
+    storaged.wait_ready_blocking(Duration::from_secs(120));
+    let catalogd = Launch::catalogd(&storaged.url(), free_port())
+        .program(bins.1)
+        .env("RUST_LOG", "warn")
+        .log_dir(work)
+        .spawn();
+    catalogd.wait_ready_blocking(Duration::from_secs(120));
+    (storaged, catalogd)
+}
+
+pub(crate) fn log_figures(
+    work: &Path,
+    bins: (&Path, &Path),
+    runs: usize,
+    secs: Duration,
+    figs: &mut Figures,
+) {
+    let stop = Stop::After(secs);
+    for run in 0..runs {
+        let s = ceiling::durable_write(&work.join(format!("ceiling/r{run}")), 64, secs);
+        figs.add("ceiling durable write c=64", "ops/s", s.rate());
+        for (label, log) in [("files", "0"), ("log", "256 KiB")] {
+            let (storaged, catalogd) = stack(work, bins, &format!("{label}-r{run}"), log);
+            for c in [1, 8, 64] {
+                let s = load::run(c, stop, &puts(&storaged.url(), &format!("p{run}c{c}")));
+                assert_eq!(s.errors, 0, "PUT with {label}: errors");
+                figs.add(&format!("PUT 4 KiB c={c}, {label}"), "req/s", s.rate());
+            }
+            for c in [1, 8, 64] {
+                let s = load::run(
+                    c,
+                    stop,
+                    &registers(&catalogd.url(), format!("r{run}c{c}"), false),
+                );
+                assert_eq!(s.errors, 0, "registers with {label}: errors");
+                figs.add(&format!("register c={c}, {label}"), "req/s", s.rate());
+                figs.add(
+                    &format!("register c={c} p99, {label}"),
+                    "ms",
+                    s.percentile_ms(0.99),
+                );
+            }
+            let s = load::run(
+                64,
+                stop,
+                &registers(&catalogd.url(), format!("h{run}"), true),
+            );
+            figs.add(
+                &format!("register c=64 one hot name, {label}"),
+                "req/s",
+                s.rate(),
+            );
+        }
+    }
+}
