@@ -1,4 +1,4 @@
-//! `lake cp` beside storaged's own PUTs of the same sizes (`lake-bench --lake-only`).
+//! `lake cp` beside storaged's own PUTs of the same sizes (`lake-bench --only lake`).
 
 use std::time::{Duration, Instant};
 

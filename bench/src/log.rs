@@ -1,5 +1,6 @@
-//! `--log-only`: small writes with storaged's write log off and on (ADR 0017), beside the
-//! durable-file-write ceiling, interleaved run by run so that both see the same machine.
+//! `--only log` (also part of the full run): small writes and registers with storaged's
+//! write log off and on (ADR 0017), beside the durable-file-write ceiling and PostgreSQL
+//! upserting the same rows, interleaved run by run so that all see the same machine.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use testkit::{free_port, Launch, Proc};
 
 use crate::load::{self, Stop};
+use crate::postgres::Postgres;
 use crate::report::Figures;
 use crate::{ceiling, puts, registers};
 
@@ -36,9 +38,18 @@ pub(crate) fn log_figures(
     figs: &mut Figures,
 ) {
     let stop = Stop::After(secs);
+    let pg = match Postgres::start(&work.join("postgres")) {
+        Ok(pg) => Some(pg),
+        Err(why) => {
+            eprintln!("PostgreSQL: {why}");
+            figs.note("register c=1, log", format!("PostgreSQL skipped: {why}"));
+            None
+        }
+    };
     for run in 0..runs {
         let s = ceiling::durable_write(&work.join(format!("ceiling/r{run}")), 64, secs);
         figs.add("ceiling durable write c=64", "ops/s", s.rate());
+        let mut ours = std::collections::HashMap::new();
         for (label, log) in [("files", "0"), ("log", "256 KiB")] {
             let (storaged, catalogd) = stack(work, bins, &format!("{label}-r{run}"), log);
             for c in [1, 8, 64] {
@@ -54,6 +65,7 @@ pub(crate) fn log_figures(
                 );
                 assert_eq!(s.errors, 0, "registers with {label}: errors");
                 figs.add(&format!("register c={c}, {label}"), "req/s", s.rate());
+                ours.insert((label, c, false), s.rate());
                 figs.add(
                     &format!("register c={c} p99, {label}"),
                     "ms",
@@ -70,6 +82,24 @@ pub(crate) fn log_figures(
                 "req/s",
                 s.rate(),
             );
+            ours.insert((label, 64, true), s.rate());
+        }
+        let Some(pg) = &pg else { continue };
+        for (c, hot) in [(1, false), (8, false), (64, false), (64, true)] {
+            let theirs = pg.upserts(work, c, secs, hot);
+            let what = if hot {
+                format!("c={c} one hot name")
+            } else {
+                format!("c={c}")
+            };
+            figs.add(&format!("PostgreSQL upsert {what}"), "tx/s", theirs);
+            for label in ["files", "log"] {
+                figs.add(
+                    &format!("register ÷ PostgreSQL {what}, {label}"),
+                    "×",
+                    ours[&(label, c, hot)] / theirs,
+                );
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ mod large;
 mod load;
 mod log;
 mod on_s3;
+mod postgres;
 mod rehydrate;
 mod report;
 mod s3;
@@ -53,22 +54,26 @@ struct Args {
     /// Size of the large object, in MiB.
     #[arg(long, default_value_t = 1024)]
     large_object_mib: u64,
-    /// Only the `lake cp` figures (and storaged's PUTs beside them).
-    #[arg(long)]
-    lake_only: bool,
-    /// Only the S3 face's figures (and the native ones beside them).
-    #[arg(long)]
-    s3_only: bool,
-    /// Only the figures with storaged on an S3 store (moto) beside moto itself.
-    #[arg(long)]
-    on_s3_only: bool,
-    /// Only small writes and registers with storaged's write log off and on.
-    #[arg(long)]
-    log_only: bool,
+    /// Only one group of figures (with what they are compared with).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
     #[arg(long)]
     storaged_bin: Option<PathBuf>,
     #[arg(long)]
     catalogd_bin: Option<PathBuf>,
+}
+
+/// A group of figures run on its own (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    /// `lake cp` (and storaged's PUTs beside it).
+    Lake,
+    /// The S3 face (and the native API beside it).
+    S3,
+    /// storaged on an S3 store (moto), beside moto itself.
+    OnS3,
+    /// Small writes and registers with storaged's write log off and on.
+    Log,
 }
 
 fn register_body(name: &str, objects: usize) -> Bytes {
@@ -230,7 +235,7 @@ fn main() {
         work.display()
     );
 
-    if args.s3_only {
+    if args.only == Some(Only::S3) {
         let s3_port = free_port();
         let mut storaged = start_storaged(&work, &storaged_bin, s3_port);
         let endpoint = format!("http://127.0.0.1:{s3_port}");
@@ -249,7 +254,7 @@ fn main() {
         return;
     }
 
-    if args.log_only {
+    if args.only == Some(Only::Log) {
         log::log_figures(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
         let results = figs.finish();
         report::print_and_save(&results, &args.dir.join("results-log.json"), &args.baseline);
@@ -257,7 +262,7 @@ fn main() {
         return;
     }
 
-    if args.on_s3_only {
+    if args.only == Some(Only::OnS3) {
         on_s3::on_moto(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
         let results = figs.finish();
         report::print_and_save(
@@ -269,7 +274,7 @@ fn main() {
         return;
     }
 
-    if args.lake_only {
+    if args.only == Some(Only::Lake) {
         let mut storaged = start_storaged(&work, &storaged_bin, free_port());
         lake::lake_cli(
             &work,
