@@ -51,7 +51,7 @@ impl Postgres {
         let pg = Self {
             bin,
             data: dir.join("data"),
-            socket: dir.to_path_buf(),
+            socket: dir.clone(),
             port: testkit::free_port(),
             user,
         };
