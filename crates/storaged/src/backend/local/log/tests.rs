@@ -265,3 +265,121 @@ fn reads_check_the_record() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+/// The real file system, except that `fdatasync` fails while `failing` is set.
+#[derive(Debug, Default)]
+struct FailingSync {
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct FailingFile {
+    inner: Box<dyn crate::backend::fs::WriteFile>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl crate::backend::fs::WriteFile for FailingFile {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf)
+    }
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_all(&mut self) -> std::io::Result<()> {
+        self.inner.sync_all()
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        self.inner.sync_data()
+    }
+}
+
+impl Fs for FailingSync {
+    fn lock(&self, dir: &Path) -> std::io::Result<Box<dyn std::fmt::Debug + Send + Sync>> {
+        RealFs.lock(dir)
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        RealFs.create_dir_all(path)
+    }
+    fn create_dir(&self, path: &Path) -> std::io::Result<()> {
+        RealFs.create_dir(path)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn crate::backend::fs::WriteFile>> {
+        Ok(Box::new(FailingFile {
+            inner: RealFs.create_new(path)?,
+            failing: self.failing.clone(),
+        }))
+    }
+    fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn crate::backend::fs::WriteFile>> {
+        Ok(Box::new(FailingFile {
+            inner: RealFs.open_write(path)?,
+            failing: self.failing.clone(),
+        }))
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn ReadFile>> {
+        RealFs.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        RealFs.rename(from, to)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        RealFs.hard_link(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        RealFs.remove_file(path)
+    }
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
+        RealFs.remove_dir(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        RealFs.remove_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        RealFs.sync_dir(path)
+    }
+    fn stat(&self, path: &Path) -> std::io::Result<Option<crate::backend::fs::Meta>> {
+        RealFs.stat(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<crate::backend::fs::DirEntry>> {
+        RealFs.read_dir(path)
+    }
+}
+
+#[test]
+fn after_a_failed_sync_the_log_takes_no_more_writes_until_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let fs = FailingSync::default();
+    let failing = fs.failing.clone();
+    let log = Log::open(Arc::new(fs), dir.path(), SEGMENT, true)
+        .unwrap()
+        .log;
+    let kept = rt.block_on(log.append(vec![put("before", b"ok")])).unwrap()[0];
+    failing.store(true, Ordering::SeqCst);
+    let err = rt
+        .block_on(log.append(vec![put("during", b"?")]))
+        .unwrap_err();
+    assert!(matches!(err, AppendError::Stopped(_)), "{err}");
+    // The disk is fine again, but a sync that "succeeds" now proves nothing about the
+    // pages the failed one lost: the log stays stopped.
+    failing.store(false, Ordering::SeqCst);
+    let err = rt
+        .block_on(log.append(vec![put("after", b"no")]))
+        .unwrap_err();
+    assert!(matches!(err, AppendError::Stopped(_)), "{err}");
+    assert!(
+        log.failure().unwrap().contains("offset"),
+        "{:?}",
+        log.failure()
+    );
+    assert_eq!(&log.read(kept).unwrap().content()[..], b"ok");
+    drop(log);
+    // A restart replays what is on disk and takes writes again.
+    let opened = open(dir.path());
+    let keys: Vec<&[u8]> = opened.records.iter().map(|r| &r.key[..]).collect();
+    assert_eq!(keys[0], b"before");
+    assert!(!keys.contains(&b"after".as_slice()));
+    rt.block_on(opened.log.append(vec![put("again", b"yes")]))
+        .unwrap();
+}
