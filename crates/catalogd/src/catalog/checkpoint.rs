@@ -107,3 +107,7 @@ pub async fn checkpoint_once(catalog: &Catalog, metrics: &Metrics) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod tests;

@@ -54,6 +54,12 @@ impl Catalog {
             None => None,
         };
         let mut checkpoint = checkpoint.unwrap_or_default();
+        if let Some((file, horizon)) = &feed_file {
+            if !covers(file, *horizon, &checkpoint) {
+                tracing::warn!("the changes file does not cover the checkpoint (a checkpoint write cut short by a crash, or two writers at once): reading every head and its kept versions");
+                checkpoint.clear();
+            }
+        }
         let mut entries = Vec::with_capacity(listing.manifests.len());
         let mut missing = Vec::new();
         for item in listing.manifests {
@@ -216,4 +222,23 @@ impl Catalog {
             }
         }
     }
+}
+
+/// Whether the changes file holds every change above its horizon that the checkpoint's
+/// records hold. A checkpoint is written after its changes file from one snapshot, so a
+/// pair from one writer always passes; a pair that does not (an older changes file that
+/// landed late beside a newer checkpoint, or two writers) would hide every change made
+/// between the two snapshots from a rebuild that trusts the checkpoint's rows.
+fn covers(
+    file: &[FeedEntry],
+    horizon: u64,
+    checkpoint: &HashMap<DatasetName, CheckpointEntry>,
+) -> bool {
+    let held: std::collections::HashSet<u64> = file.iter().map(|e| e.change.seq).collect();
+    checkpoint.values().all(|c| {
+        c.record
+            .changes
+            .iter()
+            .all(|change| change.seq <= horizon || held.contains(&change.seq))
+    })
 }
