@@ -21,6 +21,9 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
     /// Error responses by error code.
     pub errors: IntCounterVec,
+    /// The write log's batches, records and bytes (each batch one `fdatasync`, counted in
+    /// `fsync_seconds` too).
+    pub log: crate::backend::LogMetrics,
     /// Authorization decisions by credential name (`-` unknown) and outcome (`allowed`,
     /// `unauthorized`, `forbidden`).
     pub credential_requests: IntCounterVec,
@@ -93,6 +96,18 @@ impl Metrics {
         registry.register(Box::new(bytes_out.clone()))?;
         registry.register(Box::new(fsync_seconds.clone()))?;
         registry.register(Box::new(errors.clone()))?;
+        let log = crate::backend::LogMetrics {
+            batches: IntCounter::new(
+                "storaged_log_batches_total",
+                "Write-log batches written, each one fdatasync",
+            )?,
+            records: IntCounter::new("storaged_log_records_total", "Write-log records written")?,
+            bytes: IntCounter::new("storaged_log_bytes_total", "Write-log bytes written")?,
+            sync_seconds: Some(fsync_seconds.clone()),
+        };
+        registry.register(Box::new(log.batches.clone()))?;
+        registry.register(Box::new(log.records.clone()))?;
+        registry.register(Box::new(log.bytes.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -101,6 +116,7 @@ impl Metrics {
             bytes_out,
             fsync_seconds,
             errors,
+            log,
             credential_requests,
             s3_requests,
             s3_latency,

@@ -58,7 +58,8 @@ async fn open_backend(settings: &Settings, metrics: &Metrics) -> Result<Arc<dyn 
                 max_object_size: settings.log_max_object_size.as_u64(),
                 segment_size: settings.log_segment_size.as_u64(),
             };
-            let (backend, report) = LocalFs::open_with_log(&settings.data_dir, fsync, log).await?;
+            let (backend, report) =
+                LocalFs::open_with_log(&settings.data_dir, fsync, log, metrics.log.clone()).await?;
             tracing::info!(
                 data_dir = %settings.data_dir.display(),
                 objects = report.objects,

@@ -32,7 +32,7 @@ pub use attrs::{Attributes, S3Tag};
 pub use delimited::{list_delimited, DelimitedPage, Listed};
 pub use error::{BodyError, StorageError};
 pub use etag::ETag;
-pub use local::{FsyncPolicy, LocalFs, LogConfig, OpenReport};
+pub use local::{FsyncPolicy, LocalFs, LogConfig, LogMetrics, OpenReport};
 #[cfg(test)]
 pub use memory::Memory;
 pub use s3::S3Store;

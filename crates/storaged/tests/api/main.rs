@@ -9,3 +9,4 @@ mod keys;
 mod list;
 mod objects;
 mod openapi;
+mod write_log;

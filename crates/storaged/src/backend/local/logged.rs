@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use manifest_codec::ObjectKey;
 
 use super::header::Header;
-use super::log::{Append, AppendError, Appended, Kind, Log, RecordHead, Replayed};
+use super::log::{Append, AppendError, Appended, Kind, Log, LogMetrics, RecordHead, Replayed};
 use super::{blocking, meta, Entry, LocalFs};
 use crate::backend::fs::Fs;
 use crate::backend::{
@@ -82,9 +82,10 @@ pub(super) fn open_log(
     dir: &std::path::Path,
     config: LogConfig,
     sync: bool,
+    metrics: LogMetrics,
     index: &mut BTreeMap<ObjectKey, Entry>,
 ) -> Result<(Logged, Vec<(ObjectKey, Entry)>), StorageError> {
-    let opened = Log::open(fs, dir, config.segment_size, sync)
+    let opened = Log::open(fs, dir, config.segment_size, sync, metrics)
         .map_err(|e| StorageError::io("opening the write log", std::io::Error::other(e)))?;
     if let Some((segment, offset, bytes)) = opened.torn {
         tracing::warn!(

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::backend::conformance::{body, read, run_all};
-use crate::backend::{Backend, Condition, FsyncPolicy, NewObject};
+use crate::backend::{Backend, Condition, FsyncPolicy, LogMetrics, NewObject};
 
 /// Small segments, so that the suite rolls through several.
 const CONFIG: LogConfig = LogConfig {
@@ -14,7 +14,7 @@ const CONFIG: LogConfig = LogConfig {
 };
 
 async fn open(dir: &Path) -> LocalFs {
-    LocalFs::open_with_log(dir, FsyncPolicy::on(None), CONFIG)
+    LocalFs::open_with_log(dir, FsyncPolicy::on(None), CONFIG, LogMetrics::default())
         .await
         .unwrap()
         .0
@@ -58,9 +58,14 @@ async fn conformance_with_the_log() {
 #[tokio::test]
 async fn conformance_with_the_log_without_fsync() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = LocalFs::open_with_log(dir.path(), FsyncPolicy::off(), CONFIG)
-        .await
-        .unwrap();
+    let (store, _) = LocalFs::open_with_log(
+        dir.path(),
+        FsyncPolicy::off(),
+        CONFIG,
+        LogMetrics::default(),
+    )
+    .await
+    .unwrap();
     run_all(&store).await;
 }
 

@@ -41,6 +41,7 @@ use super::{
 use keylock::KeyLocks;
 
 pub use fsync::FsyncPolicy;
+pub use log::LogMetrics;
 pub use logged::LogConfig;
 pub use scan::OpenReport;
 
@@ -104,8 +105,9 @@ impl LocalFs {
         data_dir: &Path,
         fsync: FsyncPolicy,
         log: LogConfig,
+        metrics: LogMetrics,
     ) -> Result<(Self, OpenReport), StorageError> {
-        Self::open_with(Arc::new(RealFs), data_dir, fsync, log).await
+        Self::open_with(Arc::new(RealFs), data_dir, fsync, log, metrics).await
     }
 
     /// [`Self::open`] on the file system `fs`.
@@ -114,7 +116,7 @@ impl LocalFs {
         data_dir: &Path,
         fsync: FsyncPolicy,
     ) -> Result<(Self, OpenReport), StorageError> {
-        Self::open_with(fs, data_dir, fsync, LogConfig::OFF).await
+        Self::open_with(fs, data_dir, fsync, LogConfig::OFF, LogMetrics::default()).await
     }
 
     /// [`Self::open_with_log`] on the file system `fs`.
@@ -123,6 +125,7 @@ impl LocalFs {
         data_dir: &Path,
         fsync: FsyncPolicy,
         log_config: LogConfig,
+        log_metrics: LogMetrics,
     ) -> Result<(Self, OpenReport), StorageError> {
         let objects = data_dir.join("objects");
         let tmp = data_dir.join("tmp");
@@ -142,6 +145,7 @@ impl LocalFs {
                         &data_dir.join("log"),
                         log_config,
                         fsync.enabled(),
+                        log_metrics,
                         &mut index,
                     )?;
                     (Some(log), superseded)

@@ -36,7 +36,7 @@ fn put(key: &str, content: &[u8]) -> Append {
 }
 
 fn open(dir: &Path) -> Opened {
-    Log::open(Arc::new(RealFs), dir, SEGMENT, true).unwrap()
+    Log::open(Arc::new(RealFs), dir, SEGMENT, true, LogMetrics::default()).unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -209,7 +209,14 @@ fn a_damaged_batch_before_intact_ones_stops_start_up_naming_where() {
     raw[us(victim.offset) + RECORD_HEADER + 1] ^= 0xff;
     std::fs::write(&seg, &raw).unwrap();
 
-    let err = Log::open(Arc::new(RealFs), dir.path(), SEGMENT, true).unwrap_err();
+    let err = Log::open(
+        Arc::new(RealFs),
+        dir.path(),
+        SEGMENT,
+        true,
+        LogMetrics::default(),
+    )
+    .unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, RecoverError::Corrupt { .. }), "{message}");
     assert!(
@@ -247,7 +254,14 @@ fn a_damaged_segment_followed_by_an_intact_one_is_corruption() {
     let mut raw = std::fs::read(&seg).unwrap();
     raw[us(last_of_first.offset) + 100] ^= 1;
     std::fs::write(&seg, &raw).unwrap();
-    let err = Log::open(Arc::new(RealFs), dir.path(), SEGMENT, true).unwrap_err();
+    let err = Log::open(
+        Arc::new(RealFs),
+        dir.path(),
+        SEGMENT,
+        true,
+        LogMetrics::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, RecoverError::Corrupt { .. }), "{err}");
 }
 
@@ -352,9 +366,15 @@ fn after_a_failed_sync_the_log_takes_no_more_writes_until_reopened() {
     let rt = runtime();
     let fs = FailingSync::default();
     let failing = fs.failing.clone();
-    let log = Log::open(Arc::new(fs), dir.path(), SEGMENT, true)
-        .unwrap()
-        .log;
+    let log = Log::open(
+        Arc::new(fs),
+        dir.path(),
+        SEGMENT,
+        true,
+        LogMetrics::default(),
+    )
+    .unwrap()
+    .log;
     let kept = rt.block_on(log.append(vec![put("before", b"ok")])).unwrap()[0];
     failing.store(true, Ordering::SeqCst);
     let err = rt

@@ -115,11 +115,13 @@ impl Writer {
             .head
             .write_all_at(&buf.bytes, self.offset)
             .and_then(|()| {
-                if self.sync {
-                    self.head.sync_data()
-                } else {
-                    Ok(())
+                if !self.sync {
+                    return Ok(());
                 }
+                let started = std::time::Instant::now();
+                let synced = self.head.sync_data();
+                self.shared.synced_in(started.elapsed());
+                synced
             });
         if let Err(e) = written {
             let why = format!(
