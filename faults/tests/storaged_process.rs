@@ -98,3 +98,53 @@ async fn a_failed_fsync_is_an_error_and_the_old_object_stays() {
     assert_eq!(get(&api, "f/new").await.0, 404);
     assert_eq!(temp_files(&dir.path().join("data")), 0);
 }
+
+/// The write log's fsyncgate rule (ADR 0017): after a failed `fdatasync` the log takes no
+/// more writes — even once the disk works again — until a restart replays what is on
+/// disk; acknowledged objects stay readable throughout.
+#[actix_web::test]
+async fn a_failed_log_sync_stops_writes_until_a_restart() {
+    strace::require();
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = Launch::storaged(&dir.path().join("data"), free_port())
+        .env("STORAGED_LOG_MAX_OBJECT_SIZE", "256 KiB")
+        .log_dir(dir.path())
+        .spawn();
+    proc.wait_ready().await;
+    let api = proc.api();
+    assert_eq!(put(&api, "kept/obj", "acknowledged").await, 201);
+    let mut attach = Command::new("strace");
+    attach
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fdatasync"])
+        .args(["-e", "inject=fdatasync:error=EIO", "-p"])
+        .arg(proc.pid().to_string());
+    let strace = Proc::spawn(attach, 0, dir.path().join("strace.log"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    loop {
+        i += 1;
+        match put(&api, &format!("probe/{i}"), "x").await {
+            201 => {}
+            503 => break,
+            other => panic!("a failed log sync answered {other}"),
+        }
+        assert!(Instant::now() < deadline, "strace did not attach");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(strace);
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    // The disk works again; the log does not trust it.
+    let reply = api.put("/v1/objects/after/obj", "no").await.unwrap();
+    assert_eq!(reply.code(), 503, "{:?}", reply.json());
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(api.get_ok("/readyz").await.code(), 503);
+    assert_eq!(get(&api, "kept/obj").await, (200, b"acknowledged".to_vec()));
+
+    proc.restart();
+    proc.wait_ready().await;
+    let api = proc.api();
+    assert_eq!(get(&api, "kept/obj").await, (200, b"acknowledged".to_vec()));
+    assert_eq!(get(&api, "after/obj").await.0, 404);
+    assert_eq!(put(&api, "after/obj", "yes").await, 201);
+    assert_eq!(get(&api, "after/obj").await, (200, b"yes".to_vec()));
+}

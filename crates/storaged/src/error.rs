@@ -64,7 +64,7 @@ pub enum Error {
     },
     /// The remote object store failed or did not answer; a write's outcome is unknown
     /// and the client should retry after a second.
-    #[error("object store unavailable while {op}")]
+    #[error("storage unavailable while {op}")]
     Unavailable {
         op: &'static str,
         #[source]
@@ -121,6 +121,10 @@ impl From<StorageError> for Error {
             StorageError::InsufficientStorage(source) => Self::InsufficientStorage(source),
             StorageError::Io { op, source } => Self::Io { op, source },
             StorageError::Remote { op, source } => Self::Unavailable { op, source },
+            StorageError::Unknown { op, source } => Self::Unavailable {
+                op,
+                source: Box::new(source),
+            },
             StorageError::Unsupported { what } => Self::NotImplemented(what),
             StorageError::Config(message) => Self::Config(message),
         }

@@ -21,8 +21,8 @@ pub enum BodyError {
     DigestMismatch(String),
 }
 
-/// A backend operation's failure. "Certainly not written" for every variant but `Io` and
-/// `Remote`: `Io`'s outcome a caller must treat as unknown only where the backend says so
+/// A backend operation's failure. "Certainly not written" for every variant but `Io`,
+/// `Unknown` and `Remote`: `Io`'s outcome a caller must treat as unknown only where the backend says so
 /// (LocalFs writes are all or nothing: an `Io` from `put` leaves the old version);
 /// `Remote`'s is unknown.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,14 @@ pub enum StorageError {
     /// Any other I/O failure, with what was being done.
     #[error("i/o error while {op}")]
     Io {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local write whose outcome is unknown: the write log stopped after a failed
+    /// `fdatasync` (ADR 0017) and takes no writes until a restart replays what is on disk.
+    #[error("storage stopped taking writes while {op}")]
+    Unknown {
         op: &'static str,
         #[source]
         source: std::io::Error,

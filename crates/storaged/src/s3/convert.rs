@@ -198,6 +198,13 @@ pub(super) fn storage_error(e: StorageError) -> S3Error {
             tracing::error!(error = %service_kit::ErrorChain(&e), "s3: storage failure");
             s3_error!(InternalError, "storage failure")
         }
+        e @ StorageError::Unknown { .. } => {
+            tracing::error!(error = %service_kit::ErrorChain(&e), "s3: storage stopped taking writes");
+            s3_error!(
+                ServiceUnavailable,
+                "storage stopped taking writes; retry later"
+            )
+        }
         e @ StorageError::Remote { .. } => {
             tracing::error!(error = %service_kit::ErrorChain(&e), "s3: object store failure");
             s3_error!(ServiceUnavailable, "the object store is unavailable; retry")

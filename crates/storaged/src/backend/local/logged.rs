@@ -63,9 +63,10 @@ impl From<AppendError> for StorageError {
                 "making a new log segment",
                 std::io::Error::new(io.kind(), io.to_string()),
             ),
-            AppendError::Stopped(why) => {
-                StorageError::io("writing to the log", std::io::Error::other(why))
-            }
+            AppendError::Stopped(why) => StorageError::Unknown {
+                op: "writing to the log",
+                source: std::io::Error::other(why),
+            },
             AppendError::TooLarge => StorageError::io(
                 "writing to the log",
                 std::io::Error::other("records larger than a log batch"),
