@@ -116,8 +116,13 @@ pub async fn kill_storm(victim: Victim, kills: usize, storaged_env: &[(String, S
         "too little was acknowledged to prove anything: {acked:?}"
     );
     check_nothing_lost(&dir, &storaged, &acked).await;
+    let setting = storaged_env
+        .iter()
+        .map(|(k, v)| format!(" {k}={v}"))
+        .filter(|s| !s.contains("SECRET"))
+        .collect::<String>();
     println!(
-        "kill -9 {victim:?} x{kills}: {} register attempts, {} acknowledged over {} names (highest version {:?}), 0 lost, 0 torn",
+        "kill -9 {victim:?}{setting} x{kills}: {} register attempts, {} acknowledged over {} names (highest version {:?}), 0 lost, 0 torn",
         attempts.get(),
         acks.get(),
         acked.len(),

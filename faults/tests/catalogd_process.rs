@@ -321,6 +321,16 @@ async fn kill_9_catalogd_storm_loses_no_acknowledged_register() {
     kill_storm(Victim::Catalogd, kills(), &[]).await;
 }
 
+/// The same storm with storaged's write log on: every manifest is a log record.
+#[actix_web::test]
+async fn kill_9_storaged_storm_with_the_write_log_loses_no_acknowledged_register() {
+    let log = [(
+        "STORAGED_LOG_MAX_OBJECT_SIZE".to_owned(),
+        "256 KiB".to_owned(),
+    )];
+    kill_storm(Victim::Storaged, kills(), &log).await;
+}
+
 /// What a history storm client did and was told, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Acked {
