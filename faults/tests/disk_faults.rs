@@ -207,3 +207,96 @@ async fn a_full_file_system_is_507_reads_go_on_and_freed_space_takes_writes() {
     storaged.kill();
     drop(storaged);
 }
+
+/// With the write log on (ADR 0017), a full disk does not stop small writes while the
+/// preallocated segment has room; making the next segment fails with 507 and changes
+/// nothing; once space is freed the log rolls and takes writes; a restart keeps it all.
+#[actix_web::test]
+async fn with_the_write_log_a_full_disk_is_507_only_when_a_new_segment_cannot_be_made() {
+    let fs = Tmpfs::mount("20m");
+    let logs = tempfile::tempdir().unwrap();
+    let data = fs.0.path().join("data");
+    let launch = || {
+        Launch::storaged(&data, free_port())
+            .env("STORAGED_LOG_MAX_OBJECT_SIZE", "256 KiB")
+            .env("STORAGED_LOG_SEGMENT_SIZE", "8 MiB")
+            .log_dir(logs.path())
+    };
+    let mut storaged = launch().spawn();
+    storaged.wait_ready().await;
+    let api = storaged.api();
+
+    // Fill what the first segment left with large objects (files).
+    let big = 1024 * 1024;
+    let mut files = 0;
+    while put(&api, &format!("big/{files}"), vec![9; big]).await == 201 {
+        files += 1;
+        assert!(
+            files < 20,
+            "a 20 MiB file system took {files} MiB beside the segment"
+        );
+    }
+    assert!(files >= 2, "{files}");
+    // Small objects still go into the preallocated segment.
+    let small = 200 * 1024;
+    let mut records = 0;
+    let status = loop {
+        let status = put(&api, &format!("small/{records}"), vec![3; small]).await;
+        if status != 201 {
+            break status;
+        }
+        records += 1;
+        assert!(records < 60, "an 8 MiB segment took {records} × 200 KiB");
+    };
+    assert!(
+        records >= 30,
+        "only {records} records fitted in the segment"
+    );
+    assert_eq!(
+        status, 507,
+        "the segment is full and no new one can be made"
+    );
+    let reply = api
+        .put(&format!("/v1/objects/small/{records}"), vec![3; small])
+        .await
+        .unwrap();
+    assert_eq!(reply.json()["error"], "insufficient_storage");
+    assert_eq!(get(&api, &format!("small/{records}")).await.0, 404);
+    let log_files = tree(&data.join("log"));
+    assert!(
+        log_files.keys().all(|f| !f.contains(".seg.tmp")),
+        "a failed segment left {log_files:?}"
+    );
+    for i in 0..records {
+        assert_eq!(
+            get(&api, &format!("small/{i}")).await,
+            (200, vec![3; small])
+        );
+    }
+
+    // Space freed: the log makes its next segment and takes writes again.
+    for i in 0..files {
+        let reply = api
+            .send(
+                api.request(awc::http::Method::DELETE, &format!("/v1/objects/big/{i}")),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.code(), 204);
+    }
+    assert_eq!(put(&api, "small/after", vec![4; small]).await, 201);
+
+    storaged.kill();
+    let storaged = launch().spawn();
+    storaged.wait_ready().await;
+    let api = storaged.api();
+    for i in 0..records {
+        assert_eq!(
+            get(&api, &format!("small/{i}")).await,
+            (200, vec![3; small])
+        );
+    }
+    assert_eq!(get(&api, "small/after").await, (200, vec![4; small]));
+    assert_eq!(get(&api, "big/0").await.0, 404);
+}

@@ -185,12 +185,19 @@ pub(super) fn open_or_create(
     let mut file = fs.create_new(&tmp)?;
     let zeros = vec![0; 1 << 20];
     let mut left = size;
-    while left > 0 {
-        let n = usize::try_from(left).unwrap_or(usize::MAX).min(zeros.len());
-        file.write_all(&zeros[..n])?;
-        left -= n as u64;
+    let filled = (|| {
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(zeros.len());
+            file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()
+    })();
+    if let Err(e) = filled {
+        // A full disk, say: give back what the attempt took.
+        let _ = fs.remove_file(&tmp);
+        return Err(e);
     }
-    file.sync_all()?;
     fs.rename(&tmp, &path)?;
     fs.sync_dir(dir)?;
     let read = fs.open(&path)?;
