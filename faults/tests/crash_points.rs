@@ -211,6 +211,14 @@ async fn sweep(log: bool, syscalls: &[&str]) {
     let mut explored = 0;
     let mut summary = Vec::new();
     let mut ops_hit = std::collections::BTreeSet::new();
+    // With the log, every operation that writes the log must be crashed inside (the
+    // large objects' file path is the first sweep's).
+    let required: std::collections::BTreeSet<usize> = script()
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| !log || !matches!(op, Op::Put(_, body) if body.len() > 256 * 1024))
+        .map(|(i, _)| i)
+        .collect();
     for &syscall in syscalls {
         // `write` is also every log line and runtime wake-up, `openat` every library the
         // loader opens: the fast tier takes every third or fourth point of them; `make
@@ -220,22 +228,30 @@ async fn sweep(log: bool, syscalls: &[&str]) {
             "openat" => faults::sized(4, 1),
             _ => 1,
         };
-        let mut k = 1;
         let mut crashes = 0;
-        loop {
-            let data = root.join(format!("data-{syscall}-{k}"));
-            let run = run_until_killed(root, &data, syscall, k, log).await;
-            if !run.crashed {
-                break; // the script no longer reaches the k-th call
+        // The fast tier's first pass takes every `step`-th point; the points in between
+        // are taken only while some operation has not been crashed inside yet (strace
+        // counts per thread, so which operation a point falls in varies from run to run).
+        for offset in 0..step {
+            if offset > 0 && required.is_subset(&ops_hit) {
+                break;
             }
-            if let Err(violation) = check(root, &data, &run, log).await {
-                panic!("crash at {syscall} #{k} (write log {log}): {violation}");
+            let mut k = 1 + offset;
+            loop {
+                let data = root.join(format!("data-{syscall}-{k}"));
+                let run = run_until_killed(root, &data, syscall, k, log).await;
+                if !run.crashed {
+                    break; // the script no longer reaches the k-th call
+                }
+                if let Err(violation) = check(root, &data, &run, log).await {
+                    panic!("crash at {syscall} #{k} (write log {log}): {violation}");
+                }
+                crashes += 1;
+                ops_hit.extend(run.at);
+                explored += 1;
+                k += step;
+                assert!(k < 5_000, "{syscall}: the sweep does not end");
             }
-            crashes += 1;
-            ops_hit.extend(run.at);
-            explored += 1;
-            k += step;
-            assert!(k < 5_000, "{syscall}: the sweep does not end");
         }
         summary.push(format!("{syscall} {crashes}"));
     }
@@ -248,14 +264,6 @@ async fn sweep(log: bool, syscalls: &[&str]) {
         script().len()
     );
     assert!(explored >= 20, "too few crash points reached");
-    // With the log, every operation that writes the log must have been crashed inside
-    // (the large objects' file path is the first sweep's).
-    let required: std::collections::BTreeSet<usize> = script()
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| !log || !matches!(op, Op::Put(_, body) if body.len() > 256 * 1024))
-        .map(|(i, _)| i)
-        .collect();
     assert!(
         required.is_subset(&ops_hit),
         "some operations were never crashed inside: {:?}",
