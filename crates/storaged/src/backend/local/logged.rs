@@ -16,7 +16,7 @@ use manifest_codec::ObjectKey;
 
 use super::header::Header;
 use super::log::{Append, AppendError, Appended, Kind, Log, LogMetrics, RecordHead, Replayed};
-use super::{blocking, meta, Entry, LocalFs};
+use super::{blocking, Entry, LocalFs};
 use crate::backend::fs::Fs;
 use crate::backend::{
     check_condition, Attributes, Condition, InMemory, ObjectMeta, ObjectReader, PutOutcome, S3Tag,
@@ -204,17 +204,7 @@ impl LocalFs {
             segments: None,
             log: Some(at),
         };
-        self.index
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.clone(), entry);
-        if let Some(replaced) = previous.and_then(|p| p.segments) {
-            self.drop_segments(replaced).await;
-        }
-        Ok(PutOutcome {
-            meta: meta(key.clone(), entry),
-            created: previous.is_none(),
-        })
+        Ok(self.publish(key, entry, previous).await)
     }
 
     /// After a file was installed over a log-resident version of `key` (under its lock):

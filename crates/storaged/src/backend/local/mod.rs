@@ -200,6 +200,22 @@ impl LocalFs {
             .copied()
     }
 
+    /// Makes `entry` the current version of `key` (which was `previous`), under the key's
+    /// lock once the write is durable, and lets go of a replaced assembly's segments.
+    async fn publish(&self, key: &ObjectKey, entry: Entry, previous: Option<Entry>) -> PutOutcome {
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), entry);
+        if let Some(replaced) = previous.and_then(|p| p.segments) {
+            self.drop_segments(replaced).await;
+        }
+        PutOutcome {
+            meta: meta(key.clone(), entry),
+            created: previous.is_none(),
+        }
+    }
+
     fn temp_path(&self) -> PathBuf {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         self.tmp.join(format!("{}-{n}.tmp", std::process::id()))

@@ -11,7 +11,7 @@ use manifest_codec::ObjectKey;
 use md5::Digest as _;
 
 use super::header::{Header, HEADER_LEN, MAX_ATTRS};
-use super::{blocking, meta, Entry, FsyncPolicy, LocalFs, SMALL_OBJECT};
+use super::{blocking, Entry, FsyncPolicy, LocalFs, SMALL_OBJECT};
 use crate::backend::fs::{Fs, Kind, WriteFile};
 use crate::backend::{
     check_condition, Body, Condition, ETag, NewObject, PutOutcome, S3Tag, StorageError,
@@ -208,17 +208,7 @@ impl LocalFs {
             segments: generation,
             log: None,
         };
-        self.index
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.clone(), entry);
-        if let Some(replaced) = previous.and_then(|p| p.segments) {
-            self.drop_segments(replaced).await;
-        }
-        Ok(PutOutcome {
-            meta: meta(key.clone(), entry),
-            created: previous.is_none(),
-        })
+        Ok(self.publish(key, entry, previous).await)
     }
 }
 
