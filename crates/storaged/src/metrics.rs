@@ -96,18 +96,7 @@ impl Metrics {
         registry.register(Box::new(bytes_out.clone()))?;
         registry.register(Box::new(fsync_seconds.clone()))?;
         registry.register(Box::new(errors.clone()))?;
-        let log = crate::backend::LogMetrics {
-            batches: IntCounter::new(
-                "storaged_log_batches_total",
-                "Write-log batches written, each one fdatasync",
-            )?,
-            records: IntCounter::new("storaged_log_records_total", "Write-log records written")?,
-            bytes: IntCounter::new("storaged_log_bytes_total", "Write-log bytes written")?,
-            sync_seconds: Some(fsync_seconds.clone()),
-        };
-        registry.register(Box::new(log.batches.clone()))?;
-        registry.register(Box::new(log.records.clone()))?;
-        registry.register(Box::new(log.bytes.clone()))?;
+        let log = log_metrics(&registry, &fsync_seconds)?;
         Ok(Self {
             registry,
             requests,
@@ -130,4 +119,49 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// The write log's metrics (ADR 0017, 0018), registered in `registry`.
+fn log_metrics(
+    registry: &Registry,
+    fsync_seconds: &Histogram,
+) -> Result<crate::backend::LogMetrics, prometheus::Error> {
+    let log = crate::backend::LogMetrics {
+        batches: IntCounter::new(
+            "storaged_log_batches_total",
+            "Write-log batches written, each one fdatasync",
+        )?,
+        records: IntCounter::new("storaged_log_records_total", "Write-log records written")?,
+        bytes: IntCounter::new("storaged_log_bytes_total", "Write-log bytes written")?,
+        sync_seconds: Some(fsync_seconds.clone()),
+        checkpoints: IntCounter::new(
+            "storaged_log_checkpoints_total",
+            "Write-log index checkpoints written",
+        )?,
+        compacted_segments: IntCounter::new(
+            "storaged_log_compacted_segments_total",
+            "Write-log segments compaction removed",
+        )?,
+        compaction_copied_bytes: IntCounter::new(
+            "storaged_log_compaction_copied_bytes_total",
+            "Bytes of live records compaction copied forward",
+        )?,
+        compaction_reclaimed_bytes: IntCounter::new(
+            "storaged_log_compaction_reclaimed_bytes_total",
+            "Bytes of segment files compaction removed",
+        )?,
+        segment_bytes: prometheus::IntGauge::new(
+            "storaged_log_segment_bytes",
+            "Bytes of write-log segment files on disk",
+        )?,
+    };
+    registry.register(Box::new(log.batches.clone()))?;
+    registry.register(Box::new(log.records.clone()))?;
+    registry.register(Box::new(log.bytes.clone()))?;
+    registry.register(Box::new(log.checkpoints.clone()))?;
+    registry.register(Box::new(log.compacted_segments.clone()))?;
+    registry.register(Box::new(log.compaction_copied_bytes.clone()))?;
+    registry.register(Box::new(log.compaction_reclaimed_bytes.clone()))?;
+    registry.register(Box::new(log.segment_bytes.clone()))?;
+    Ok(log)
 }

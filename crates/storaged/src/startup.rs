@@ -54,10 +54,10 @@ async fn open_backend(settings: &Settings, metrics: &Metrics) -> Result<Arc<dyn 
         }
         (BackendKind::Local, _) => {
             let fsync = FsyncPolicy::new(settings.fsync, Some(metrics.fsync_seconds.clone()));
-            let log = LogConfig {
-                max_object_size: settings.log_max_object_size.as_u64(),
-                segment_size: settings.log_segment_size.as_u64(),
-            };
+            let log = LogConfig::new(
+                settings.log_max_object_size.as_u64(),
+                settings.log_segment_size.as_u64(),
+            );
             let (backend, report) =
                 LocalFs::open_with_log(&settings.data_dir, fsync, log, metrics.log.clone()).await?;
             tracing::info!(

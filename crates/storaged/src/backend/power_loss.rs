@@ -88,6 +88,8 @@ async fn open_store(fs: SimFs, log: bool) -> LocalFs {
         super::LogConfig {
             max_object_size: 256 << 10,
             segment_size: 64 << 10,
+            // Checkpoints and compaction run when a workload says so, not in the background.
+            checkpoint_every: u64::MAX,
         }
     } else {
         super::LogConfig::OFF

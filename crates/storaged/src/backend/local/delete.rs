@@ -23,12 +23,7 @@ impl LocalFs {
             return Ok(());
         };
         if entry.log.is_some() {
-            self.remove_logged(key).await?;
-            self.index
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(key);
-            return Ok(());
+            return self.remove_logged(key).await;
         }
         let fsync = self.fsync.clone();
         let file = path.clone();

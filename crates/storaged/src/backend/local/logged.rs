@@ -7,15 +7,18 @@
 //! the second step, so a crash between the two leaves an unacknowledged write that nobody
 //! saw; start-up then keeps the log's version and removes the file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::btree_map::Entry as Slot;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use manifest_codec::ObjectKey;
 
 use super::header::Header;
-use super::log::{Append, AppendError, Appended, Kind, Log, LogMetrics, RecordHead, Replayed};
+use super::log::{
+    Append, AppendError, Appended, Committed, Kind, Log, LogMetrics, MaintenanceError, RecordHead,
+};
 use super::{blocking, Entry, LocalFs};
 use crate::backend::fs::Fs;
 use crate::backend::{
@@ -30,6 +33,8 @@ pub struct LogConfig {
     pub max_object_size: u64,
     /// The size of each preallocated segment file.
     pub segment_size: u64,
+    /// A checkpoint of the index is written after this many bytes of log (ADR 0018).
+    pub checkpoint_every: u64,
 }
 
 impl LogConfig {
@@ -37,23 +42,132 @@ impl LogConfig {
     pub const OFF: Self = Self {
         max_object_size: 0,
         segment_size: 64 << 20,
+        checkpoint_every: 256 << 20,
     };
-}
 
-impl Default for LogConfig {
-    fn default() -> Self {
+    /// Small objects up to `max_object_size` in segments of `segment_size`, with a
+    /// checkpoint every four segments' worth of log.
+    pub fn new(max_object_size: u64, segment_size: u64) -> Self {
         Self {
-            max_object_size: 256 << 10,
-            segment_size: 64 << 20,
+            max_object_size,
+            segment_size,
+            checkpoint_every: segment_size * 4,
         }
     }
 }
 
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self::new(256 << 10, 64 << 20)
+    }
+}
+
+/// Compaction sleeps so that it is busy at most this share of the time.
+const COMPACTION_SHARE: f64 = 0.25;
+/// How often maintenance looks whether a checkpoint or a compaction is due.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(200);
+
 /// The log of a store, and which objects go to it.
 #[derive(Debug)]
 pub(super) struct Logged {
+    /// First, so that dropping the store stops maintenance before the log closes.
+    pub(super) _maintenance: Option<Maintenance>,
     pub(super) log: Arc<Log>,
     pub(super) max_object_size: u64,
+}
+
+type Index = Arc<RwLock<BTreeMap<ObjectKey, Entry>>>;
+
+/// Object files whose keys' current versions are log records, to remove.
+pub(super) type Superseded = Vec<(ObjectKey, Entry)>;
+
+/// The thread that writes checkpoints and compacts segments (ADR 0018), stopped and
+/// joined when dropped.
+#[derive(Debug)]
+pub(super) struct Maintenance {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Maintenance {
+    pub(super) fn start(log: Arc<Log>, index: Index, config: LogConfig) -> std::io::Result<Self> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("storaged-log-maintenance".into())
+            .spawn(move || maintain(&log, &index, config, &signal))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        *self.stop.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.stop.1.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn maintain(log: &Log, index: &Index, config: LogConfig, stop: &(Mutex<bool>, Condvar)) {
+    let stopped = || *stop.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let relocate = |key: &[u8], from: Appended, to: Appended| {
+        let Ok(key) = std::str::from_utf8(key) else {
+            return;
+        };
+        let mut index = index.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = index.get_mut(key) {
+            if entry
+                .log
+                .is_some_and(|at| (at.segment, at.offset) == (from.segment, from.offset))
+            {
+                entry.log = Some(to);
+            }
+        }
+    };
+    let mut pause = MAINTENANCE_TICK;
+    loop {
+        {
+            let guard = stop.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) = stop
+                .1
+                .wait_timeout_while(guard, pause, |stop| !*stop)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *guard {
+                return;
+            }
+        }
+        pause = MAINTENANCE_TICK;
+        if log.failure().is_some() {
+            continue;
+        }
+        let round = || -> Result<(), MaintenanceError> {
+            if log.since_checkpoint() >= config.checkpoint_every {
+                log.checkpoint()?;
+            }
+            while let Some(done) = log.compact(&relocate, &stopped, COMPACTION_SHARE)? {
+                tracing::info!(
+                    segment = done.segment,
+                    copied_records = done.copied_records,
+                    copied_bytes = done.copied_bytes,
+                    reclaimed_bytes = done.reclaimed_bytes,
+                    "write log segment compacted"
+                );
+            }
+            Ok(())
+        };
+        if let Err(e) = round() {
+            tracing::error!(
+                error = %service_kit::ErrorChain(&e),
+                "write log maintenance failed; the log is unharmed, retrying in 30 s"
+            );
+            pause = Duration::from_secs(30);
+        }
+    }
 }
 
 impl From<AppendError> for StorageError {
@@ -75,9 +189,9 @@ impl From<AppendError> for StorageError {
     }
 }
 
-/// Opens the log under `dir` and merges what it holds into `index` (built from the object
-/// files): for each key the record with the highest sequence number decides; a put wins
-/// over a file, whose key and entry are returned for removal. Blocking.
+/// Opens the log under `dir` and merges every key's current put into `index` (built from
+/// the object files): a put wins over a file, whose key and entry are returned for removal.
+/// Blocking.
 pub(super) fn open_log(
     fs: Arc<dyn Fs>,
     dir: &std::path::Path,
@@ -85,7 +199,7 @@ pub(super) fn open_log(
     sync: bool,
     metrics: LogMetrics,
     index: &mut BTreeMap<ObjectKey, Entry>,
-) -> Result<(Logged, Vec<(ObjectKey, Entry)>), StorageError> {
+) -> Result<(Arc<Log>, Superseded), StorageError> {
     let opened = Log::open(fs, dir, config.segment_size, sync, metrics)
         .map_err(|e| StorageError::io("opening the write log", std::io::Error::other(e)))?;
     if let Some((segment, offset, bytes)) = opened.torn {
@@ -96,19 +210,10 @@ pub(super) fn open_log(
             "write log: zeroed the torn tail of a batch that was never acknowledged"
         );
     }
-    let replayed = opened.records.len();
-    let mut latest: HashMap<Vec<u8>, Replayed> = HashMap::new();
-    for record in opened.records {
-        match latest.get(&record.key) {
-            Some(seen) if seen.decoded.head.seq > record.decoded.head.seq => {}
-            _ => {
-                latest.insert(record.key.clone(), record);
-            }
-        }
-    }
+    let live = opened.live.len();
     let mut superseded_files = Vec::new();
-    for (raw, record) in latest {
-        let key = std::str::from_utf8(&raw)
+    for record in opened.live {
+        let key = std::str::from_utf8(&record.key)
             .ok()
             .and_then(|k| ObjectKey::parse(k).ok())
             .ok_or_else(|| {
@@ -123,10 +228,7 @@ pub(super) fn open_log(
                     ),
                 )
             })?;
-        let head = &record.decoded.head;
-        if head.kind != Kind::Put {
-            continue;
-        }
+        let head = &record.head;
         let entry = Entry {
             size: head.size,
             etag: head.etag,
@@ -135,22 +237,24 @@ pub(super) fn open_log(
             segments: None,
             log: Some(record.at),
         };
-        if let Some(file) = index.insert(key.clone(), entry) {
-            superseded_files.push((key, file));
+        match index.entry(key) {
+            Slot::Vacant(slot) => {
+                slot.insert(entry);
+            }
+            Slot::Occupied(mut slot) => {
+                let file = slot.insert(entry);
+                superseded_files.push((slot.key().clone(), file));
+            }
         }
     }
     tracing::info!(
-        records = replayed,
+        checkpoint_entries = opened.checkpoint_entries,
+        replayed_records = opened.replayed,
+        live_objects = live,
         superseded_files = superseded_files.len(),
-        "write log replayed"
+        "write log opened"
     );
-    Ok((
-        Logged {
-            log: Arc::new(opened.log),
-            max_object_size: config.max_object_size,
-        },
-        superseded_files,
-    ))
+    Ok((Arc::new(opened.log), superseded_files))
 }
 
 impl LocalFs {
@@ -178,7 +282,7 @@ impl LocalFs {
         check_condition(key, condition, previous.map(|e| e.tags()))?;
         let last_modified = SystemTime::now();
         let s3_tag = header.s3_tag.unwrap_or(S3Tag::single([0; 16]));
-        let at = log
+        let committed = log
             .append(vec![Append {
                 head: RecordHead {
                     kind: Kind::Put,
@@ -192,37 +296,52 @@ impl LocalFs {
                 attrs,
                 content,
             }])
-            .await?[0];
-        if previous.is_some_and(|p| p.log.is_none()) {
-            self.remove_file_of(key).await?;
-        }
+            .await?;
+        // The record is durable and is the key's version from here on, also after a
+        // restart: it is published even if removing the replaced file fails.
+        let removed = if previous.is_some_and(|p| p.log.is_none()) {
+            self.remove_file_of(key).await
+        } else {
+            Ok(())
+        };
         let entry = Entry {
             size: header.size,
             etag: header.etag,
             s3_tag: Some(s3_tag),
             last_modified,
             segments: None,
-            log: Some(at),
+            log: Some(committed[0]),
         };
-        Ok(self.publish(key, entry, previous).await)
+        let outcome = self.publish(key, entry, previous).await;
+        drop(committed);
+        removed.map(|()| outcome)
     }
 
     /// After a file was installed over a log-resident version of `key` (under its lock):
-    /// a delete record, so that the log's put no longer wins at start-up.
-    pub(super) async fn supersede(&self, key: &ObjectKey) -> Result<(), StorageError> {
+    /// a delete record, so that the log's put no longer wins at start-up. The caller
+    /// holds the returned record until it has published the file.
+    pub(super) async fn supersede(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<Option<Committed>, StorageError> {
         let Some(logged) = &self.log else {
-            return Ok(());
+            return Ok(None);
         };
-        logged.log.append(vec![tombstone(key)]).await?;
-        Ok(())
+        Ok(Some(logged.log.append(vec![tombstone(key)]).await?))
     }
 
-    /// Under the key's lock, for a log-resident `key`: a delete record, and the removal of
-    /// a file left at its path by an interrupted write, if any.
+    /// Under the key's lock, for a log-resident `key`: a delete record, the key out of the
+    /// index, and the removal of a file left at its path by an interrupted write, if any.
     pub(super) async fn remove_logged(&self, key: &ObjectKey) -> Result<(), StorageError> {
-        if let Some(logged) = &self.log {
-            logged.log.append(vec![tombstone(key)]).await?;
-        }
+        let committed = match &self.log {
+            Some(logged) => Some(logged.log.append(vec![tombstone(key)]).await?),
+            None => None,
+        };
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        drop(committed);
         self.remove_file_of(key).await
     }
 

@@ -11,6 +11,7 @@ use crate::backend::{Backend, Condition, FsyncPolicy, LogMetrics, NewObject};
 const CONFIG: LogConfig = LogConfig {
     max_object_size: 256 << 10,
     segment_size: 1 << 20,
+    checkpoint_every: 2 << 20,
 };
 
 async fn open(dir: &Path) -> LocalFs {

@@ -75,7 +75,7 @@ pub struct LocalFs {
     /// Segment directories of assembled objects (`assemble`).
     segments: PathBuf,
     fsync: FsyncPolicy,
-    index: RwLock<BTreeMap<ObjectKey, Entry>>,
+    index: Arc<RwLock<BTreeMap<ObjectKey, Entry>>>,
     locks: KeyLocks<ObjectKey>,
     /// Puts hold it shared from creating directories to the rename; deletes hold it
     /// exclusively while removing empty directories, so a delete never removes a
@@ -163,13 +163,25 @@ impl LocalFs {
             .await
             .map_err(|e| StorageError::task("scanning the data directory", e))??
         };
+        let index = Arc::new(RwLock::new(index));
+        let log = match log {
+            Some(log) => Some(logged::Logged {
+                _maintenance: Some(
+                    logged::Maintenance::start(log.clone(), index.clone(), log_config)
+                        .map_err(|e| StorageError::io("starting log maintenance", e))?,
+                ),
+                log,
+                max_object_size: log_config.max_object_size,
+            }),
+            None => None,
+        };
         let store = Self {
             fs,
             objects,
             tmp,
             segments,
             fsync,
-            index: RwLock::new(index),
+            index,
             _owner: owner,
             locks: KeyLocks::default(),
             dirs: tokio::sync::RwLock::new(()),
@@ -257,11 +269,17 @@ impl Backend for LocalFs {
         let not_found = || StorageError::NotFound {
             key: key.to_string(),
         };
-        let Some(entry) = self.current(key) else {
-            return Err(not_found());
-        };
-        if let Some(at) = entry.log {
-            return self.get_logged(key, at).await;
+        let mut entry = self.current(key).ok_or_else(not_found)?;
+        let mut moved = 0;
+        while let Some(at) = entry.log {
+            match self.get_logged(key, at).await {
+                // Compaction moved the record and removed its segment in between.
+                Err(_) if moved < 3 && self.current(key).is_some_and(|e| e.log != Some(at)) => {
+                    moved += 1;
+                    entry = self.current(key).ok_or_else(not_found)?;
+                }
+                other => return other,
+            }
         }
         let path = self.object_path(key);
         let fs = self.fs.clone();

@@ -197,9 +197,11 @@ impl LocalFs {
             .await
             .map_err(|e| StorageError::task("installing an object", e))??
         };
-        if previous.is_some_and(|p| p.log.is_some()) {
-            self.supersede(key).await?;
-        }
+        let _superseded = if previous.is_some_and(|p| p.log.is_some()) {
+            self.supersede(key).await?
+        } else {
+            None
+        };
         let entry = Entry {
             size: header.size,
             etag: header.etag,

@@ -237,24 +237,24 @@ fn u32_of(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn u32_at(raw: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(raw: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
 }
 
-fn u64_at(raw: &[u8], at: usize) -> u64 {
+pub(crate) fn u64_at(raw: &[u8], at: usize) -> u64 {
     let mut b = [0; 8];
     b.copy_from_slice(&raw[at..at + 8]);
     u64::from_le_bytes(b)
 }
 
-fn nanos_of(t: SystemTime) -> i64 {
+pub(crate) fn nanos_of(t: SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
     }
 }
 
-fn time_of(nanos: i64) -> SystemTime {
+pub(crate) fn time_of(nanos: i64) -> SystemTime {
     let magnitude = Duration::from_nanos(nanos.unsigned_abs());
     if nanos >= 0 {
         SystemTime::UNIX_EPOCH + magnitude

@@ -6,6 +6,8 @@
 //! record back by position and checks it. The log knows records, not objects: which
 //! record is a key's current version is the caller's index.
 
+mod checkpoint;
+mod compact;
 mod format;
 mod recover;
 mod writer;
@@ -17,11 +19,35 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 
+pub(crate) use compact::MaintenanceError;
 pub(crate) use format::{Kind, RecordHead};
-pub(crate) use recover::{RecoverError, Replayed};
+pub(crate) use recover::RecoverError;
 
 use super::super::fs::{Fs, ReadFile};
 use format::Decoded;
+
+/// A place in the log: a segment and an offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Position {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+}
+
+/// The log up to a position: where it ends, and the next sequence and batch numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Mark {
+    pub(crate) position: Position,
+    pub(crate) next_seq: u64,
+    pub(crate) next_batch: u64,
+}
+
+/// A key's current put: its record's fields and place.
+#[derive(Debug, Clone)]
+pub(crate) struct Live {
+    pub(crate) key: Vec<u8>,
+    pub(crate) head: RecordHead,
+    pub(crate) at: Appended,
+}
 
 const SEGMENT_EXT: &str = ".seg";
 
@@ -48,6 +74,56 @@ pub(crate) struct Appended {
     /// The record's length, header included.
     pub(crate) len: u32,
     pub(crate) seq: u64,
+}
+
+/// An append's records, durable. Until it is dropped, the records count as not yet
+/// published: compaction waits for every record before its checkpoint to be published, so
+/// that no index entry can come to point at a segment it removed.
+#[derive(Debug)]
+pub(crate) struct Committed {
+    pub(crate) at: Vec<Appended>,
+    _unsettled: Unsettled,
+}
+
+impl std::ops::Deref for Committed {
+    type Target = [Appended];
+    fn deref(&self) -> &[Appended] {
+        &self.at
+    }
+}
+
+#[derive(Debug)]
+struct Unsettled {
+    shared: Arc<Shared>,
+    at: Position,
+}
+
+impl Unsettled {
+    fn new(shared: Arc<Shared>, at: Position) -> Self {
+        *shared
+            .unsettled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(at)
+            .or_default() += 1;
+        Self { shared, at }
+    }
+}
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        let mut unsettled = self
+            .shared
+            .unsettled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = unsettled.get_mut(&self.at) {
+            *n -= 1;
+            if *n == 0 {
+                unsettled.remove(&self.at);
+            }
+        }
+    }
 }
 
 /// Why an append failed.
@@ -83,6 +159,16 @@ pub struct LogMetrics {
     pub bytes: prometheus::IntCounter,
     /// How long each batch's `fdatasync` took.
     pub sync_seconds: Option<prometheus::Histogram>,
+    /// Checkpoints written.
+    pub checkpoints: prometheus::IntCounter,
+    /// Segments compaction removed.
+    pub compacted_segments: prometheus::IntCounter,
+    /// Bytes of live records compaction copied forward.
+    pub compaction_copied_bytes: prometheus::IntCounter,
+    /// Bytes of segment files compaction removed.
+    pub compaction_reclaimed_bytes: prometheus::IntCounter,
+    /// Bytes of segment files on disk.
+    pub segment_bytes: prometheus::IntGauge,
 }
 
 impl Default for LogMetrics {
@@ -94,6 +180,12 @@ impl Default for LogMetrics {
             records: counter("log_records"),
             bytes: counter("log_bytes"),
             sync_seconds: None,
+            checkpoints: counter("log_checkpoints"),
+            compacted_segments: counter("log_compacted_segments"),
+            compaction_copied_bytes: counter("log_compaction_copied_bytes"),
+            compaction_reclaimed_bytes: counter("log_compaction_reclaimed_bytes"),
+            segment_bytes: prometheus::IntGauge::new("log_segment_bytes", "log_segment_bytes")
+                .expect("a valid metric name"),
         }
     }
 }
@@ -104,13 +196,29 @@ pub(crate) struct LogStats {
     pub(crate) batches: AtomicU64,
     pub(crate) records: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    pub(crate) compacted: AtomicU64,
 }
 
-/// What the writer thread and readers share.
+/// The checkpoint on disk: what it covers, and live bytes per segment by its entries.
+#[derive(Debug, Default)]
+struct CheckpointState {
+    mark: Option<Mark>,
+    live: BTreeMap<u64, u64>,
+}
+
+/// What the writer thread, readers and maintenance share.
 #[derive(Debug)]
 struct Shared {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    segment_size: u64,
     files: RwLock<BTreeMap<u64, Arc<dyn ReadFile>>>,
     failure: Mutex<Option<String>>,
+    /// The end of the last durable batch.
+    committed: Mutex<Mark>,
+    /// Positions of durable appends not yet published (see [`Committed`]).
+    unsettled: Mutex<BTreeMap<Position, usize>>,
+    checkpoint: Mutex<CheckpointState>,
     stats: LogStats,
     metrics: LogMetrics,
 }
@@ -131,10 +239,31 @@ impl Shared {
     }
 
     fn add_segment(&self, id: u64, file: Arc<dyn ReadFile>) {
+        let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
+        files.insert(id, file);
+        self.count_segments(&files);
+    }
+
+    fn count_segments(&self, files: &BTreeMap<u64, Arc<dyn ReadFile>>) {
+        let bytes = files.values().map(|f| f.size()).sum::<u64>();
+        self.metrics
+            .segment_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    fn file(&self, segment: u64) -> Option<Arc<dyn ReadFile>> {
         self.files
-            .write()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, file);
+            .get(&segment)
+            .cloned()
+    }
+
+    fn committed(&self) -> Mark {
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn batch_committed(&self, records: u32, bytes: u64) {
@@ -163,11 +292,16 @@ pub(crate) struct Log {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// What [`Log::open`] found: every intact record in log order, and a torn tail it zeroed.
+/// What [`Log::open`] found: every key's current put, and a torn tail it zeroed.
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) log: Log,
-    pub(crate) records: Vec<Replayed>,
+    /// Every key's current put, in key order.
+    pub(crate) live: Vec<Live>,
+    /// Records replayed after the checkpoint (all of them, without one).
+    pub(crate) replayed: usize,
+    /// Entries of the checkpoint start-up began from.
+    pub(crate) checkpoint_entries: Option<u64>,
     /// Segment, offset and length of a torn tail that was zeroed.
     pub(crate) torn: Option<(u64, u64, u64)>,
 }
@@ -193,12 +327,36 @@ impl Log {
             .map_err(io("opening the head segment"))?;
         let mut files = found.files;
         files.insert(head_id, read);
+        let checkpoint_entries = found.checkpoint.as_ref().map(|(_, s)| s.entries);
+        let checkpoint = found
+            .checkpoint
+            .map(|(mark, summary)| CheckpointState {
+                mark: Some(mark),
+                live: summary.live,
+            })
+            .unwrap_or_default();
         let shared = Arc::new(Shared {
-            files: RwLock::new(files),
+            fs: fs.clone(),
+            dir: dir.to_owned(),
+            segment_size,
+            files: RwLock::new(BTreeMap::new()),
             failure: Mutex::new(None),
+            committed: Mutex::new(Mark {
+                position: Position {
+                    segment: head_id,
+                    offset,
+                },
+                next_seq: found.next_seq,
+                next_batch: found.next_batch,
+            }),
+            unsettled: Mutex::new(BTreeMap::new()),
+            checkpoint: Mutex::new(checkpoint),
             stats: LogStats::default(),
             metrics,
         });
+        for (id, file) in files {
+            shared.add_segment(id, file);
+        }
         let writer = writer::Writer {
             fs,
             dir: dir.to_owned(),
@@ -222,13 +380,32 @@ impl Log {
                 requests: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
             },
-            records: found.records,
+            live: found.live,
+            replayed: found.replayed,
+            checkpoint_entries,
             torn: found.torn,
         })
     }
 
     /// Appends `records` (in one batch) and returns once that batch is durable.
-    pub(crate) async fn append(&self, records: Vec<Append>) -> Result<Vec<Appended>, AppendError> {
+    pub(crate) async fn append(&self, records: Vec<Append>) -> Result<Committed, AppendError> {
+        let answer = self.send(records)?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(AppendError::Stopped("the log writer stopped".into())))
+    }
+
+    /// [`Self::append`] from a thread outside the async runtime.
+    fn append_blocking(&self, records: Vec<Append>) -> Result<Committed, AppendError> {
+        self.send(records)?
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(AppendError::Stopped("the log writer stopped".into())))
+    }
+
+    fn send(
+        &self,
+        records: Vec<Append>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Committed, AppendError>>, AppendError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = self
             .requests
@@ -241,22 +418,18 @@ impl Log {
                 "the log is closed",
             )));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(AppendError::Stopped("the log writer stopped".into())))
+        Ok(answer)
     }
 
     /// Reads the record at `at` and checks it: its head, key, attributes and content.
     /// `InvalidData` when it fails its checksum. Blocking.
     pub(crate) fn read(&self, at: Appended) -> std::io::Result<Record> {
-        let file = self
-            .shared
-            .files
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&at.segment)
-            .cloned()
-            .ok_or_else(|| std::io::Error::other(format!("no log segment {}", at.segment)))?;
+        let file = self.shared.file(at.segment).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no log segment {}", at.segment),
+            )
+        })?;
         let mut raw = vec![0; usize::try_from(at.len).unwrap_or(0)];
         file.read_exact_at(&mut raw, at.offset)?;
         let decoded = format::decode_record(&raw).ok_or_else(|| {

@@ -6,28 +6,29 @@
 //! was acknowledged — and its bytes are zeroed. A damaged batch followed by a valid one
 //! (in its segment or a later one) was synced and has since been damaged: that is
 //! corruption, and start-up stops naming the segment and offset.
+//!
+//! With a checkpoint (`checkpoint`), the replay starts at the position it covers up to,
+//! and the checkpoint's entries are merged with the records after it.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::checkpoint::{self, CheckpointError, Latest, Reader, Summary};
 use super::format::{BatchHeader, Decoded, BATCH_HEADER, BATCH_MAGIC, MAX_BATCH_PAYLOAD};
-use super::{Appended, SEGMENT_EXT};
+use super::{Appended, Live, Mark, SEGMENT_EXT};
 use crate::backend::fs::{Fs, Kind, ReadFile};
-
-/// An intact record found by the replay, in log order.
-#[derive(Debug)]
-pub(crate) struct Replayed {
-    pub(crate) key: Vec<u8>,
-    pub(crate) decoded: Decoded,
-    pub(crate) at: Appended,
-}
 
 /// What the replay found.
 #[derive(Debug)]
 pub(super) struct Recovered {
-    pub(super) records: Vec<Replayed>,
+    /// Every key's current put, in key order.
+    pub(super) live: Vec<Live>,
+    /// How many records after the checkpoint were replayed.
+    pub(super) replayed: usize,
+    /// The checkpoint start-up began from, and what it holds.
+    pub(super) checkpoint: Option<(Mark, Summary)>,
     pub(super) files: BTreeMap<u64, Arc<dyn ReadFile>>,
     /// The last segment and the offset after its last intact batch; `None`: no segments.
     pub(super) head: Option<(u64, u64)>,
@@ -52,6 +53,13 @@ pub(crate) enum RecoverError {
          restore the data directory from a backup"
     )]
     Corrupt { segment: String, offset: u64 },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "the write log names a record in segment {segment}, which is missing; restore the \
+         data directory from a backup"
+    )]
+    MissingSegment { segment: u64 },
 }
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> RecoverError {
@@ -60,24 +68,7 @@ fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> RecoverError {
 
 /// Replays every segment under `dir`, zeroing a torn tail.
 pub(super) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, RecoverError> {
-    let mut ids = Vec::new();
-    for entry in fs.read_dir(dir).map_err(io_err("listing the log"))? {
-        let name = entry.name.to_string_lossy();
-        if entry.kind != Kind::File {
-            continue;
-        }
-        if name.ends_with(".seg.tmp") {
-            // A segment that was being zero-filled: never used.
-            fs.remove_file(&dir.join(&*name))
-                .map_err(io_err("removing an unfinished segment"))?;
-        } else if let Some(id) = name
-            .strip_suffix(SEGMENT_EXT)
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            ids.push(id);
-        }
-    }
-    ids.sort_unstable();
+    let ids = segment_ids(fs, dir)?;
     let mut files = BTreeMap::new();
     for &id in &ids {
         let file = fs
@@ -86,14 +77,26 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, RecoverError
         files.insert(id, file);
     }
 
-    let mut records = Vec::new();
-    let mut next_seq = 1;
-    let mut next_batch = 1;
+    let (mark, entries) = match Reader::open(fs, dir)? {
+        Some(reader) => {
+            let (mark, entries) = reader.read_all()?;
+            (Some(mark), entries)
+        }
+        None => (None, Vec::new()),
+    };
+    let from = mark.map(|m| m.position).unwrap_or_default();
+    let mut latest = Latest::new();
+    let mut replayed = 0;
+    let mut next_seq = mark.map_or(1, |m| m.next_seq);
+    let mut next_batch = mark.map_or(1, |m| m.next_batch);
     let mut head = None;
     let mut torn = None;
     for (i, &id) in ids.iter().enumerate() {
+        if id < from.segment {
+            continue;
+        }
         let file = &files[&id];
-        let mut offset = 0;
+        let mut offset = if id == from.segment { from.offset } else { 0 };
         let damaged = loop {
             match read_batch(&**file, offset)? {
                 Batch::End => break None,
@@ -102,16 +105,18 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, RecoverError
                     next_batch = next_batch.max(number + 1);
                     for (at, decoded) in batch {
                         next_seq = next_seq.max(decoded.head.seq + 1);
-                        records.push(Replayed {
-                            key: payload[at + decoded.key.start..at + decoded.key.end].to_vec(),
-                            at: Appended {
+                        replayed += 1;
+                        checkpoint::note(
+                            &mut latest,
+                            payload[at + decoded.key.start..at + decoded.key.end].to_vec(),
+                            decoded.head.clone(),
+                            Appended {
                                 segment: id,
                                 offset: offset + (BATCH_HEADER + at) as u64,
                                 len: u32::try_from(decoded.content.end).unwrap_or(u32::MAX),
                                 seq: decoded.head.seq,
                             },
-                            decoded,
-                        });
+                        );
                     }
                     offset += len;
                 }
@@ -147,8 +152,16 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, RecoverError
             );
         }
     }
+    if head.is_none() {
+        head = ids
+            .last()
+            .map(|&id| (id, if id == from.segment { from.offset } else { 0 }));
+    }
+    let (live, summary) = merge_with_checkpoint(entries, latest, &files)?;
     Ok(Recovered {
-        records,
+        live,
+        replayed,
+        checkpoint: mark.map(|m| (m, summary)),
         files,
         head,
         next_seq,
@@ -157,7 +170,33 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, RecoverError
     })
 }
 
-enum Batch {
+/// The checkpoint's entries merged with the replayed records, each pointing at a segment
+/// that exists; and what the checkpoint holds per segment.
+fn merge_with_checkpoint(
+    entries: Vec<Live>,
+    latest: Latest,
+    files: &BTreeMap<u64, Arc<dyn ReadFile>>,
+) -> Result<(Vec<Live>, Summary), RecoverError> {
+    let mut summary = Summary::default();
+    let mut live = Vec::with_capacity(entries.len() + latest.len());
+    let mut older = entries.into_iter();
+    checkpoint::merge(
+        &mut || Ok(older.next().inspect(|e| summary.add(&e.at))),
+        latest,
+        &mut |e| {
+            live.push(e);
+            Ok(())
+        },
+    )?;
+    if let Some(gone) = live.iter().find(|e| !files.contains_key(&e.at.segment)) {
+        return Err(RecoverError::MissingSegment {
+            segment: gone.at.segment,
+        });
+    }
+    Ok((live, summary))
+}
+
+pub(super) enum Batch {
     /// An all-zero header, or the end of the file: nothing more in this segment.
     End,
     Damaged,
@@ -165,7 +204,7 @@ enum Batch {
     Intact(u64, u64, Vec<u8>, Vec<(usize, Decoded)>),
 }
 
-fn read_batch(file: &dyn ReadFile, offset: u64) -> Result<Batch, RecoverError> {
+pub(super) fn read_batch(file: &dyn ReadFile, offset: u64) -> Result<Batch, RecoverError> {
     if offset + BATCH_HEADER as u64 > file.size() {
         return Ok(Batch::End);
     }
@@ -222,4 +261,27 @@ fn valid_batch_after(
         at += chunk;
     }
     Ok(false)
+}
+
+/// Every segment's id, in order; an unfinished segment (`.seg.tmp`) is removed.
+fn segment_ids(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>, RecoverError> {
+    let mut ids = Vec::new();
+    for entry in fs.read_dir(dir).map_err(io_err("listing the log"))? {
+        let name = entry.name.to_string_lossy();
+        if entry.kind != Kind::File {
+            continue;
+        }
+        if name.ends_with(".seg.tmp") {
+            // A segment that was being zero-filled: never used.
+            fs.remove_file(&dir.join(&*name))
+                .map_err(io_err("removing an unfinished segment"))?;
+        } else if let Some(id) = name
+            .strip_suffix(SEGMENT_EXT)
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }

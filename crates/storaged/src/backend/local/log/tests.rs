@@ -52,7 +52,7 @@ fn appended_records_read_back_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
     let opened = open(dir.path());
-    assert!(opened.records.is_empty());
+    assert!(opened.live.is_empty());
     let log = opened.log;
     let at = rt
         .block_on(log.append(vec![put("a/one", b"first"), put("a/two", b"second")]))
@@ -70,18 +70,19 @@ fn appended_records_read_back_and_survive_a_reopen() {
     drop(log);
 
     let opened = open(dir.path());
-    let replayed: Vec<(Vec<u8>, u64, Appended)> = opened
-        .records
+    assert_eq!(opened.replayed, 3);
+    let live: Vec<(Vec<u8>, u64, Appended)> = opened
+        .live
         .iter()
-        .map(|r| (r.key.clone(), r.decoded.head.seq, r.at))
+        .map(|r| (r.key.clone(), r.head.seq, r.at))
         .collect();
     assert_eq!(
-        replayed,
+        live,
         vec![
-            (b"a/one".to_vec(), at[0].seq, at[0]),
-            (b"a/two".to_vec(), at[1].seq, at[1]),
             (b"a/one".to_vec(), next[0].seq, next[0]),
-        ]
+            (b"a/two".to_vec(), at[1].seq, at[1]),
+        ],
+        "the latest put of each key, in key order"
     );
     assert!(opened.torn.is_none());
     // Appends go on after the replayed ones, with later numbers.
@@ -147,7 +148,7 @@ fn the_log_rolls_to_a_new_segment_when_one_is_full() {
     assert!(segments.len() >= 3, "{segments:?}");
     drop(log);
     let opened = open(dir.path());
-    assert_eq!(opened.records.len(), 12);
+    assert_eq!(opened.live.len(), 12);
     for at in places {
         assert_eq!(opened.log.read(at).unwrap().content().len(), body.len());
     }
@@ -173,7 +174,7 @@ fn a_torn_tail_is_zeroed_and_appends_resume_there() {
     std::fs::write(&seg, &raw).unwrap();
 
     let opened = open(dir.path());
-    let keys: Vec<&[u8]> = opened.records.iter().map(|r| &r.key[..]).collect();
+    let keys: Vec<&[u8]> = opened.live.iter().map(|r| &r.key[..]).collect();
     assert_eq!(keys, [b"keep".as_slice()]);
     let (segment, offset, len) = opened.torn.unwrap();
     assert_eq!((segment, offset), (second.segment, batch_start as u64));
@@ -188,12 +189,8 @@ fn a_torn_tail_is_zeroed_and_appends_resume_there() {
     assert_eq!(next.offset, second.offset);
     assert_eq!(&opened.log.read(first).unwrap().content()[..], b"durable");
     drop(opened);
-    let keys: Vec<Vec<u8>> = open(dir.path())
-        .records
-        .into_iter()
-        .map(|r| r.key)
-        .collect();
-    assert_eq!(keys, [b"keep".to_vec(), b"after".to_vec()]);
+    let keys: Vec<Vec<u8>> = open(dir.path()).live.into_iter().map(|r| r.key).collect();
+    assert_eq!(keys, [b"after".to_vec(), b"keep".to_vec()]);
 }
 
 #[test]
@@ -397,9 +394,168 @@ fn after_a_failed_sync_the_log_takes_no_more_writes_until_reopened() {
     drop(log);
     // A restart replays what is on disk and takes writes again.
     let opened = open(dir.path());
-    let keys: Vec<&[u8]> = opened.records.iter().map(|r| &r.key[..]).collect();
-    assert_eq!(keys[0], b"before");
+    let keys: Vec<&[u8]> = opened.live.iter().map(|r| &r.key[..]).collect();
+    assert!(keys.contains(&b"before".as_slice()));
     assert!(!keys.contains(&b"after".as_slice()));
     rt.block_on(opened.log.append(vec![put("again", b"yes")]))
         .unwrap();
+}
+
+fn delete(key: &str) -> Append {
+    let mut d = put(key, b"");
+    d.head.kind = Kind::Delete;
+    d
+}
+
+fn keys_of(opened: &Opened) -> Vec<String> {
+    opened
+        .live
+        .iter()
+        .map(|l| String::from_utf8(l.key.clone()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_checkpoint_lets_start_up_replay_only_what_came_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    for i in 0..20 {
+        rt.block_on(log.append(vec![put(&format!("k{i:02}"), &[byte(i); 100])]))
+            .unwrap();
+    }
+    assert_eq!(log.checkpoint().unwrap(), Some(20));
+    assert_eq!(log.checkpoint().unwrap(), None, "nothing new to cover");
+    let again = rt
+        .block_on(log.append(vec![put("k00", b"newer"), delete("k01"), put("z", b"new")]))
+        .unwrap()
+        .at[0];
+    drop(log);
+
+    let opened = open(dir.path());
+    assert_eq!(opened.checkpoint_entries, Some(20));
+    assert_eq!(opened.replayed, 3, "only the records after the checkpoint");
+    let keys = keys_of(&opened);
+    assert_eq!(keys.len(), 20);
+    assert!(!keys.contains(&"k01".to_string()), "a later delete wins");
+    assert_eq!(keys.last().unwrap(), "z");
+    let k00 = &opened.live[0];
+    assert_eq!(k00.at, again, "a later put wins");
+    assert_eq!(&opened.log.read(k00.at).unwrap().content()[..], b"newer");
+    let k05 = opened.live.iter().find(|l| l.key == b"k05").unwrap();
+    assert_eq!(&opened.log.read(k05.at).unwrap().content()[..], &[5; 100]);
+
+    // A second checkpoint merges the first with what came after it.
+    assert_eq!(opened.log.checkpoint().unwrap(), Some(20));
+    let before: Vec<(Vec<u8>, Appended)> =
+        opened.live.iter().map(|l| (l.key.clone(), l.at)).collect();
+    drop(opened);
+    let opened = open(dir.path());
+    assert_eq!(opened.replayed, 0);
+    let after: Vec<(Vec<u8>, Appended)> =
+        opened.live.iter().map(|l| (l.key.clone(), l.at)).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_damaged_checkpoint_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    rt.block_on(log.append(vec![put("a", b"x"), put("b", b"y")]))
+        .unwrap();
+    log.checkpoint().unwrap();
+    drop(log);
+    let path = dir.path().join("checkpoint");
+    let good = std::fs::read(&path).unwrap();
+    for at in [5, 70, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let err = Log::open(
+            Arc::new(RealFs),
+            dir.path(),
+            SEGMENT,
+            true,
+            LogMetrics::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("checkpoint") && err.contains("damaged"),
+            "{err}"
+        );
+    }
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(open(dir.path()).live.len(), 2);
+}
+
+#[test]
+fn compaction_copies_live_records_forward_and_removes_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let body = |i: usize| vec![byte(i); 100 * 1024];
+    let mut first = Vec::new();
+    for i in 0..40 {
+        let at = rt
+            .block_on(log.append(vec![put(&format!("k{i:02}"), &body(i))]))
+            .unwrap()[0];
+        first.push(at);
+    }
+    assert_eq!(first[0].segment, 1);
+    let in_first: Vec<usize> = (0..40).filter(|i| first[*i].segment == 1).collect();
+    assert!(in_first.len() >= 5, "{in_first:?}");
+    // Everything but k00..k02 is overwritten: the old segments are (mostly) dead.
+    for i in 3..40 {
+        rt.block_on(log.append(vec![put(&format!("k{i:02}"), &body(i + 1))]))
+            .unwrap();
+    }
+    log.checkpoint().unwrap();
+    // A delete after the checkpoint, of a record compaction will still copy.
+    rt.block_on(log.append(vec![delete("k01")])).unwrap();
+    let segments_before = std::fs::read_dir(dir.path()).unwrap().count();
+
+    let moved = std::sync::Mutex::new(Vec::new());
+    let relocate = |key: &[u8], from: Appended, to: Appended| {
+        moved.lock().unwrap().push((key.to_vec(), from, to));
+    };
+    let mut compacted = Vec::new();
+    while let Some(done) = log.compact(&relocate, &|| false, 1.0).unwrap() {
+        compacted.push(done);
+    }
+    let first_done = compacted.iter().find(|c| c.segment == 1).unwrap();
+    assert_eq!(first_done.copied_records, 3);
+    assert!(compacted.len() >= 4, "{compacted:?}");
+    assert!(!segment_path(dir.path(), 1).exists());
+    assert!(std::fs::read_dir(dir.path()).unwrap().count() < segments_before);
+    let moved = moved.into_inner().unwrap();
+    let keys: Vec<&[u8]> = moved.iter().map(|(k, ..)| &k[..]).collect();
+    assert_eq!(keys, [b"k00", b"k01", b"k02"]);
+    for (i, (_, from, to)) in moved.iter().enumerate() {
+        assert_eq!(*from, first[i]);
+        assert_eq!(
+            (to.seq, to.len),
+            (from.seq, from.len),
+            "a copy keeps its number"
+        );
+        assert_eq!(&log.read(*to).unwrap().content()[..], &body(i)[..]);
+    }
+    assert!(log.read(first[0]).is_err(), "the old segment is gone");
+    drop(log);
+
+    // The checkpoint still names the removed segment; the copies after it win, and the
+    // delete, newer than the copy, still wins over it.
+    let opened = open(dir.path());
+    let keys = keys_of(&opened);
+    assert_eq!(keys.len(), 39);
+    assert!(!keys.contains(&"k01".to_string()));
+    for live in &opened.live {
+        let i: usize = std::str::from_utf8(&live.key[1..])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let want = if i < 3 { body(i) } else { body(i + 1) };
+        assert_eq!(&opened.log.read(live.at).unwrap().content()[..], &want[..]);
+    }
 }

@@ -12,13 +12,15 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use super::format::{encode_record, record_len, BatchBuf, MAX_BATCH_PAYLOAD};
-use super::{segment_path, Append, AppendError, Appended, Shared};
+use super::{
+    segment_path, Append, AppendError, Appended, Committed, Mark, Position, Shared, Unsettled,
+};
 use crate::backend::fs::{Fs, WriteFile};
 
 /// Records to append together, and where to say how it went.
 pub(super) struct Request {
     pub(super) records: Vec<Append>,
-    pub(super) reply: tokio::sync::oneshot::Sender<Result<Vec<Appended>, AppendError>>,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<Committed, AppendError>>,
 }
 
 impl Request {
@@ -72,8 +74,34 @@ impl Writer {
     fn commit(&mut self, batch: Vec<Request>) {
         let outcome = self.write(&batch);
         let mut outcome = match outcome {
-            Ok(locations) => locations.into_iter().map(Ok).collect(),
+            Ok(locations) => locations
+                .into_iter()
+                .map(|at| {
+                    let first = at.first().map_or_else(Position::default, |a| Position {
+                        segment: a.segment,
+                        offset: a.offset,
+                    });
+                    Ok(Committed {
+                        at,
+                        _unsettled: Unsettled::new(self.shared.clone(), first),
+                    })
+                })
+                .collect(),
             Err(e) => batch.iter().map(|_| Err(e.clone())).collect::<Vec<_>>(),
+        };
+        // After the appends count as unsettled: a checkpoint that covers them must not
+        // find them settled before they were published.
+        *self
+            .shared
+            .committed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Mark {
+            position: Position {
+                segment: self.head_id,
+                offset: self.offset,
+            },
+            next_seq: self.next_seq,
+            next_batch: self.next_batch,
         };
         for (request, result) in batch.into_iter().zip(outcome.drain(..)) {
             let _ = request.reply.send(result);
