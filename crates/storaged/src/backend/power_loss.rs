@@ -19,6 +19,8 @@ use super::{Backend, Condition, LocalFs};
 enum Op {
     Put(&'static str, Vec<u8>),
     Delete(&'static str),
+    /// A write-log checkpoint and compaction (ADR 0018): changes no object.
+    Maintain,
 }
 
 impl std::fmt::Debug for Op {
@@ -26,14 +28,16 @@ impl std::fmt::Debug for Op {
         match self {
             Op::Put(k, v) => write!(f, "put {k} ({} bytes)", v.len()),
             Op::Delete(k) => write!(f, "delete {k}"),
+            Op::Maintain => write!(f, "checkpoint and compact"),
         }
     }
 }
 
 impl Op {
-    fn key(&self) -> &'static str {
+    fn key(&self) -> Option<&'static str> {
         match self {
-            Op::Put(k, _) | Op::Delete(k) => k,
+            Op::Put(k, _) | Op::Delete(k) => Some(k),
+            Op::Maintain => None,
         }
     }
 }
@@ -75,6 +79,39 @@ fn workloads() -> Vec<Vec<Op>> {
     out
 }
 
+/// With the write log: workloads that fill a 64 KiB segment, checkpoint and compact it —
+/// removing a dead segment, copying a live record forward, a delete after the copy.
+fn log_workloads() -> Vec<Vec<Op>> {
+    let big = |k| Op::Put(k, vec![5; 40 * 1024]);
+    let mut all = workloads();
+    all.extend([
+        vec![big("k/c"), big("k/c"), Op::Maintain],
+        vec![
+            Op::Put("k/a", b"one".to_vec()),
+            big("k/c"),
+            big("k/c"),
+            Op::Maintain,
+        ],
+        vec![
+            Op::Put("k/a", b"one".to_vec()),
+            big("k/c"),
+            big("k/c"),
+            Op::Maintain,
+            Op::Delete("k/a"),
+        ],
+        vec![
+            Op::Put("k/a", b"one".to_vec()),
+            big("k/c"),
+            Op::Delete("k/c"),
+            big("k/d"),
+            Op::Maintain,
+            Op::Put("k/a", b"two".to_vec()),
+            Op::Maintain,
+        ],
+    ]);
+    all
+}
+
 const DATA: &str = "/data";
 
 async fn open(fs: SimFs) -> LocalFs {
@@ -84,6 +121,12 @@ async fn open(fs: SimFs) -> LocalFs {
 /// The store on `fs`; with `log`, small objects are write-log records (ADR 0017), in
 /// small segments so that each snapshot stays small.
 async fn open_store(fs: SimFs, log: bool) -> LocalFs {
+    try_open_store(fs, log)
+        .await
+        .expect("the store opens on what survived")
+}
+
+async fn try_open_store(fs: SimFs, log: bool) -> Result<LocalFs, super::StorageError> {
     let config = if log {
         super::LogConfig {
             max_object_size: 256 << 10,
@@ -102,30 +145,30 @@ async fn open_store(fs: SimFs, log: bool) -> LocalFs {
         super::LogMetrics::default(),
     )
     .await
-    .expect("the store opens on what survived")
-    .0
+    .map(|(store, _)| store)
 }
 
 /// Runs `ops`; returns every snapshot, the snapshot count when the store was open, and the
 /// count when each operation was acknowledged.
-async fn record(ops: &[Op], fs: SimFs, log: bool) -> (Vec<State>, usize, Vec<usize>) {
+async fn record(ops: &[Op], fs: SimFs, log: bool) -> (Vec<State>, usize, Vec<usize>, u64) {
     let store = open_store(fs.clone(), log).await;
     let start = fs.snapshots().len();
     let mut acks = Vec::new();
     for op in ops {
-        let key = ObjectKey::parse(op.key()).unwrap();
-        match op {
-            Op::Put(_, bytes) => {
+        let key = op.key().map(|k| ObjectKey::parse(k).unwrap());
+        match (op, key) {
+            (Op::Put(_, bytes), Some(key)) => {
                 store
                     .put(&key, Condition::None, body(bytes.clone()))
                     .await
                     .unwrap();
             }
-            Op::Delete(_) => store.delete(&key, Condition::None).await.unwrap(),
+            (Op::Delete(_), Some(key)) => store.delete(&key, Condition::None).await.unwrap(),
+            _ => store.maintain_log_now().await,
         }
         acks.push(fs.snapshots().len());
     }
-    (fs.snapshots(), start, acks)
+    (fs.snapshots(), start, acks, store.log_compactions())
 }
 
 async fn read(store: &LocalFs, key: &str) -> Option<Vec<u8>> {
@@ -149,24 +192,32 @@ async fn check(
     in_flight: Option<&Op>,
     log: bool,
 ) -> Result<(), String> {
-    let store = open_store(SimFs::from_state(state, true, true), log).await;
+    let store = try_open_store(SimFs::from_state(state, true, true), log)
+        .await
+        .map_err(|e| format!("the store does not open: {}", service_kit::ErrorChain(&e)))?;
     let mut model: BTreeMap<&str, Option<Vec<u8>>> = BTreeMap::new();
     for op in &ops[..acked] {
         match op {
             Op::Put(k, v) => model.insert(k, Some(v.clone())),
             Op::Delete(k) => model.insert(k, None),
+            Op::Maintain => None,
         };
     }
-    let mut allowed: BTreeMap<&str, Vec<Option<Vec<u8>>>> = alphabet()
+    let mut allowed: BTreeMap<&str, Vec<Option<Vec<u8>>>> = ops
         .iter()
-        .map(|op| (op.key(), vec![model.get(op.key()).cloned().flatten()]))
+        .chain(&alphabet())
+        .filter_map(Op::key)
+        .map(|k| (k, vec![model.get(k).cloned().flatten()]))
         .collect();
     if let Some(op) = in_flight {
         let new = match op {
-            Op::Put(_, v) => Some(v.clone()),
-            Op::Delete(_) => None,
+            Op::Put(k, v) => Some((k, Some(v.clone()))),
+            Op::Delete(k) => Some((k, None)),
+            Op::Maintain => None,
         };
-        allowed.get_mut(op.key()).unwrap().push(new);
+        if let Some((k, v)) = new {
+            allowed.get_mut(k).unwrap().push(v);
+        }
     }
     for (key, options) in &allowed {
         let got = read(&store, key).await;
@@ -201,15 +252,21 @@ async fn check(
 
 /// Every crash state of every workload; returns (states checked, violations).
 async fn sweep(sync_dirs: bool, sync_files: bool) -> (usize, Vec<String>) {
-    sweep_with(sync_dirs, sync_files, false).await
+    let (checked, violations, _) = sweep_with(sync_dirs, sync_files, false).await;
+    (checked, violations)
 }
 
 /// [`sweep`], with the write log on or off.
-async fn sweep_with(sync_dirs: bool, sync_files: bool, log: bool) -> (usize, Vec<String>) {
+/// Also returns how many log segments the workloads compacted.
+async fn sweep_with(sync_dirs: bool, sync_files: bool, log: bool) -> (usize, Vec<String>, u64) {
     let mut checked = 0;
+    let mut compacted = 0;
     let mut violations = Vec::new();
-    for ops in workloads() {
-        let (snapshots, start, acks) = record(&ops, SimFs::new(sync_dirs, sync_files), log).await;
+    let all = if log { log_workloads() } else { workloads() };
+    for ops in all {
+        let (snapshots, start, acks, compactions) =
+            record(&ops, SimFs::new(sync_dirs, sync_files), log).await;
+        compacted += compactions;
         for n in start..=snapshots.len() {
             let acked = acks.iter().filter(|a| **a <= n).count();
             let settled = if acked == 0 { start } else { acks[acked - 1] };
@@ -223,7 +280,7 @@ async fn sweep_with(sync_dirs: bool, sync_files: bool, log: bool) -> (usize, Vec
             }
         }
     }
-    (checked, violations)
+    (checked, violations, compacted)
 }
 
 #[tokio::test]
@@ -239,18 +296,23 @@ async fn no_power_loss_loses_an_acknowledged_write_or_tears_an_object() {
 
 #[tokio::test]
 async fn with_the_write_log_no_power_loss_loses_an_acknowledged_write_or_tears_an_object() {
-    let (checked, violations) = sweep_with(true, true, true).await;
+    let (checked, violations, compacted) = sweep_with(true, true, true).await;
     assert!(violations.is_empty(), "{}", violations.join("\n"));
     assert!(checked > 1_000, "{checked}");
+    assert!(
+        compacted >= 4,
+        "the compaction workloads compacted {compacted} segments"
+    );
     println!(
-        "power loss with the write log: {} workloads, {checked} crash states → 0 violations",
-        workloads().len()
+        "power loss with the write log: {} workloads ({compacted} segments compacted), \
+         {checked} crash states → 0 violations",
+        log_workloads().len()
     );
 }
 
 #[tokio::test]
 async fn with_the_write_log_but_no_fdatasync_a_power_loss_loses_acknowledged_records() {
-    let (checked, violations) = sweep_with(true, false, true).await;
+    let (checked, violations, _) = sweep_with(true, false, true).await;
     let lost = violations
         .iter()
         .filter(|v| v.contains("an acknowledged write was lost"))

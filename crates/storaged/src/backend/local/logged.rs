@@ -113,22 +113,26 @@ impl Drop for Maintenance {
     }
 }
 
+/// Points `key` at the copy `to` of its record, if its current version is still the
+/// record at `from`.
+fn relocate(index: &Index, key: &[u8], from: Appended, to: Appended) {
+    let Ok(key) = std::str::from_utf8(key) else {
+        return;
+    };
+    let mut index = index.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(entry) = index.get_mut(key) {
+        if entry
+            .log
+            .is_some_and(|at| (at.segment, at.offset) == (from.segment, from.offset))
+        {
+            entry.log = Some(to);
+        }
+    }
+}
+
 fn maintain(log: &Log, index: &Index, config: LogConfig, stop: &(Mutex<bool>, Condvar)) {
     let stopped = || *stop.0.lock().unwrap_or_else(PoisonError::into_inner);
-    let relocate = |key: &[u8], from: Appended, to: Appended| {
-        let Ok(key) = std::str::from_utf8(key) else {
-            return;
-        };
-        let mut index = index.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = index.get_mut(key) {
-            if entry
-                .log
-                .is_some_and(|at| (at.segment, at.offset) == (from.segment, from.offset))
-            {
-                entry.log = Some(to);
-            }
-        }
-    };
+    let relocate = |key: &[u8], from: Appended, to: Appended| relocate(index, key, from, to);
     let mut pause = MAINTENANCE_TICK;
     loop {
         {
@@ -258,6 +262,36 @@ pub(super) fn open_log(
 }
 
 impl LocalFs {
+    /// Writes a checkpoint and compacts every segment that qualifies, now, at full speed
+    /// (what the maintenance thread does in the background).
+    #[cfg(test)]
+    pub(crate) async fn maintain_log_now(&self) {
+        let log = self.log.as_ref().expect("the log is on").log.clone();
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || {
+            log.checkpoint().expect("a checkpoint");
+            let relocate = |key: &[u8], from, to| relocate(&index, key, from, to);
+            while log
+                .compact(&relocate, &|| false, 1.0)
+                .expect("a compaction")
+                .is_some()
+            {}
+        })
+        .await
+        .expect("maintenance ran");
+    }
+
+    /// Segments compaction has removed since the store opened.
+    #[cfg(test)]
+    pub(crate) fn log_compactions(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| {
+            l.log
+                .stats()
+                .compacted
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
     /// The log, when `size` bytes belong in it.
     pub(super) fn log_for(&self, size: u64) -> Option<&Arc<Log>> {
         self.log

@@ -196,3 +196,88 @@ async fn assembling_log_resident_parts_copies_them_out() {
         .next()
         .is_none());
 }
+
+/// Reads every key while the maintenance thread checkpoints and compacts underneath, and
+/// checks what each holds.
+async fn read_all(store: &LocalFs, expected: &BTreeMap<String, Vec<u8>>) {
+    for (k, want) in expected {
+        let got = read(store, k)
+            .await
+            .unwrap_or_else(|e| panic!("{k}: {e:?}"));
+        assert_eq!(&got, want, "{k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_compaction_shrinks_the_log_and_keeps_every_object_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = BTreeMap::new();
+    let value =
+        |i: usize, round: u8| vec![round.wrapping_add(u8::try_from(i % 200).unwrap()); 60 << 10];
+    let store = Arc::new(open(dir.path()).await);
+    for i in 0..60 {
+        let k = format!("c/{i:02}");
+        store
+            .put(&key(&k), Condition::None, body(value(i, 0)))
+            .await
+            .unwrap();
+        expected.insert(k, value(i, 0));
+    }
+    // The objects never overwritten are the live records compaction copies forward: they
+    // are read all along, from before the overwrites until compaction is done.
+    let stable: BTreeMap<String, Vec<u8>> = expected
+        .iter()
+        .filter(|(k, _)| k.ends_with('0'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut rounds = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                read_all(&store, &stable).await;
+                rounds += 1;
+                tokio::task::yield_now().await;
+            }
+            rounds
+        })
+    };
+    // All but every tenth object overwritten, twice: the early segments are mostly dead.
+    for round in 1..=2 {
+        for i in (0..60).filter(|i| i % 10 != 0) {
+            let k = format!("c/{i:02}");
+            store
+                .put(&key(&k), Condition::None, body(value(i, round)))
+                .await
+                .unwrap();
+            expected.insert(k, value(i, round));
+        }
+    }
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while store.log_compactions() < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = reader.await.unwrap();
+    assert!(waited.is_ok(), "3 compactions within a minute");
+    assert!(rounds > 0);
+    read_all(&store, &expected).await;
+    let made = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".seg")?.parse::<usize>().ok()
+        })
+        .max()
+        .unwrap();
+    let kept = segments(dir.path());
+    assert!(kept + 3 <= made, "{kept} of {made} segments are left");
+    assert!(dir.path().join("log/checkpoint").try_exists().unwrap());
+    drop(Arc::try_unwrap(store).unwrap());
+    let store = open(dir.path()).await;
+    read_all(&store, &expected).await;
+    assert_eq!(store.list("c/", None, 100).await.unwrap().objects.len(), 60);
+}
