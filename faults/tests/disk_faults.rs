@@ -48,7 +48,9 @@ async fn enospc_on_write_is_507_and_changes_nothing_then_writes_resume() {
     strace::require();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().canonicalize().unwrap().join("data");
+    // The file path: every object a file (the write log has its own test below).
     let mut storaged = Launch::storaged(&data, free_port())
+        .env("STORAGED_LOG_MAX_OBJECT_SIZE", "0")
         .log_dir(dir.path())
         .spawn();
     storaged.wait_ready().await;
@@ -147,7 +149,9 @@ async fn a_full_file_system_is_507_reads_go_on_and_freed_space_takes_writes() {
     let fs = Tmpfs::mount("4m");
     let logs = tempfile::tempdir().unwrap();
     let data = fs.0.path().join("data");
+    // The file path: a 4 MiB file system has no room for a log segment.
     let mut storaged = Launch::storaged(&data, free_port())
+        .env("STORAGED_LOG_MAX_OBJECT_SIZE", "0")
         .log_dir(logs.path())
         .spawn();
     storaged.wait_ready().await;

@@ -70,6 +70,8 @@ impl Launch {
             .arg("--data-dir")
             .arg(data_dir)
             .env("STORAGED_S3_LISTEN", "")
+            // The smallest write-log segment: tests start many storaged, each making one.
+            .env("STORAGED_LOG_SEGMENT_SIZE", "8 MiB")
     }
 
     /// storaged's S3 face on `127.0.0.1:port`.

@@ -32,7 +32,11 @@ pub(crate) async fn spawn_storaged() -> Storaged {
 pub(crate) async fn spawn_storaged_in(dir: tempfile::TempDir) -> Storaged {
     let settings = storaged::config::Settings::load(
         None,
-        &HashMap::new(),
+        // The smallest write-log segment: the tests start many storaged, each making one.
+        &std::collections::HashMap::from([(
+            "STORAGED_LOG_SEGMENT_SIZE".to_owned(),
+            "8 MiB".to_owned(),
+        )]),
         &storaged::config::Overrides {
             listen: Some("127.0.0.1:0".into()),
             s3_listen: Some(String::new()),

@@ -96,7 +96,11 @@ async fn not_ready_until_storaged_answers_then_ready() {
     let dir = tempfile::tempdir().unwrap();
     let settings = storaged::config::Settings::load(
         None,
-        &std::collections::HashMap::new(),
+        // The smallest write-log segment: the tests start many storaged, each making one.
+        &std::collections::HashMap::from([(
+            "STORAGED_LOG_SEGMENT_SIZE".to_owned(),
+            "8 MiB".to_owned(),
+        )]),
         &storaged::config::Overrides {
             listen: Some(format!("127.0.0.1:{port}")),
             s3_listen: Some(String::new()),

@@ -25,7 +25,7 @@ pub(crate) fn client() -> awc::Client {
 }
 
 pub(crate) fn test_settings(data_dir: &Path) -> Settings {
-    Settings::load(
+    let mut settings = Settings::load(
         None,
         &HashMap::new(),
         &Overrides {
@@ -35,7 +35,10 @@ pub(crate) fn test_settings(data_dir: &Path) -> Settings {
             ..Default::default()
         },
     )
-    .unwrap()
+    .unwrap();
+    // The smallest write-log segment: the tests start many apps, each making one.
+    settings.log_segment_size = bytesize::ByteSize::mib(8);
+    settings
 }
 
 pub(crate) async fn spawn_app() -> TestApp {
