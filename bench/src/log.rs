@@ -30,6 +30,57 @@ fn stack(work: &Path, bins: (&Path, &Path), name: &str, log: &str) -> (Proc, Pro
     (storaged, catalogd)
 }
 
+/// CPU seconds (user + system) of a process so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU used by storaged, catalogd and this load generator since `now`.
+struct Cpu([f64; 3]);
+
+impl Cpu {
+    fn now(storaged: &Proc, catalogd: &Proc) -> Self {
+        Self([
+            cpu_seconds(&storaged.pid().to_string()),
+            cpu_seconds(&catalogd.pid().to_string()),
+            cpu_seconds("self"),
+        ])
+    }
+
+    /// Adds µs of CPU per request in each process.
+    fn per_request(
+        &self,
+        storaged: &Proc,
+        catalogd: &Proc,
+        requests: u64,
+        what: &str,
+        figs: &mut Figures,
+    ) {
+        let after = Self::now(storaged, catalogd);
+        let n = crate::load::as_f64(requests.max(1));
+        for (i, who) in ["storaged", "catalogd", "client"].iter().enumerate() {
+            figs.add(
+                &format!("register CPU per request {what}: {who}"),
+                "µs",
+                (after.0[i] - self.0[i]) * 1e6 / n,
+            );
+        }
+    }
+}
+
 pub(crate) fn log_figures(
     work: &Path,
     bins: (&Path, &Path),
@@ -58,12 +109,14 @@ pub(crate) fn log_figures(
                 figs.add(&format!("PUT 4 KiB c={c}, {label}"), "req/s", s.rate());
             }
             for c in [1, 8, 64] {
+                let cpu = Cpu::now(&storaged, &catalogd);
                 let s = load::run(
                     c,
                     stop,
                     &registers(&catalogd.url(), format!("r{run}c{c}"), false),
                 );
                 assert_eq!(s.errors, 0, "registers with {label}: errors");
+                cpu.per_request(&storaged, &catalogd, s.ok, &format!("c={c}, {label}"), figs);
                 figs.add(&format!("register c={c}, {label}"), "req/s", s.rate());
                 ours.insert((label, c, false), s.rate());
                 figs.add(

@@ -18,6 +18,7 @@ mod postgres;
 mod rehydrate;
 mod report;
 mod s3;
+mod startup;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,9 @@ struct Args {
     /// Datasets for the large rehydration figure.
     #[arg(long, default_value_t = 100_000)]
     rehydrate_large: u64,
+    /// Small objects storaged holds for the start-up figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    startup_objects: u64,
     /// Size of the large object, in MiB.
     #[arg(long, default_value_t = 1024)]
     large_object_mib: u64,
@@ -74,6 +78,9 @@ enum Only {
     OnS3,
     /// Small writes and registers with storaged's write log off and on.
     Log,
+    /// storaged's start-up with many small objects in the write log, cold and warm, and
+    /// GETs during log compaction.
+    Startup,
 }
 
 fn register_body(name: &str, objects: usize) -> Bytes {
@@ -105,7 +112,7 @@ pub(crate) fn registers(base: &str, prefix: String, hot: bool) -> MakeReq {
     })
 }
 
-fn puts(base: &str, prefix: &str) -> MakeReq {
+pub(crate) fn puts(base: &str, prefix: &str) -> MakeReq {
     puts_of(base, prefix, 4096)
 }
 
@@ -258,6 +265,19 @@ fn main() {
         log::log_figures(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
         let results = figs.finish();
         report::print_and_save(&results, &args.dir.join("results-log.json"), &args.baseline);
+        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        return;
+    }
+
+    if args.only == Some(Only::Startup) {
+        startup::startup_figures(&work, &storaged_bin, args.startup_objects, runs, &mut figs);
+        startup::compaction_figures(&work, &storaged_bin, secs, &mut figs);
+        let results = figs.finish();
+        report::print_and_save(
+            &results,
+            &args.dir.join("results-startup.json"),
+            &args.baseline,
+        );
         std::fs::remove_dir_all(&work).expect("removing the work directory");
         return;
     }
@@ -470,6 +490,9 @@ fn main() {
     let mut storaged = storaged;
     storaged.stop(Duration::from_secs(20));
     on_s3::on_moto(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
+    log::log_figures(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
+    startup::startup_figures(&work, &storaged_bin, args.startup_objects, runs, &mut figs);
+    startup::compaction_figures(&work, &storaged_bin, secs, &mut figs);
 
     let results = figs.finish();
     report::print_and_save(&results, &args.dir.join("results.json"), &args.baseline);

@@ -171,8 +171,12 @@ async fn a_corpus_of_hostile_keys_is_refused_and_nothing_changes() {
             }
         }
     }
-    // The planted link is never followed out of the data directory.
-    let reply = store.put("/v1/objects/evil/x", "payload").await.unwrap();
+    // The planted link is never followed out of the data directory (an object file: one
+    // larger than the write log takes).
+    let reply = store
+        .put("/v1/objects/evil/x", vec![b'p'; 300 << 10])
+        .await
+        .unwrap();
     assert_eq!(reply.code(), 409, "{:?}", reply.json());
     assert_eq!(store.get_ok("/v1/objects/evil/secret").await.code(), 404);
     assert_eq!(observe(&s).await, before);

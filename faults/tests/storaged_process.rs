@@ -63,7 +63,12 @@ async fn sigterm_drains_and_exits_zero() {
 async fn a_failed_fsync_is_an_error_and_the_old_object_stays() {
     strace::require();
     let dir = tempfile::tempdir().unwrap();
-    let proc = started(&dir).await;
+    // The file path (the write log's failed sync has its own test below).
+    let proc = Launch::storaged(&dir.path().join("data"), free_port())
+        .env("STORAGED_LOG_MAX_OBJECT_SIZE", "0")
+        .log_dir(dir.path())
+        .spawn();
+    proc.wait_ready().await;
     let api = proc.api();
     assert_eq!(put(&api, "f/obj", "version one").await, 201);
     // From now on every fsync fails (strace attached to the running process: start-up

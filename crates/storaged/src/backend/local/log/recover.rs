@@ -60,6 +60,11 @@ pub(crate) enum RecoverError {
          data directory from a backup"
     )]
     MissingSegment { segment: u64 },
+    #[error(
+        "the write log's checkpoint is missing, but compaction has removed segments that \
+         only it summarizes; restore the data directory from a backup"
+    )]
+    MissingCheckpoint,
 }
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> RecoverError {
@@ -77,13 +82,7 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, RecoverError
         files.insert(id, file);
     }
 
-    let (mark, entries) = match Reader::open(fs, dir)? {
-        Some(reader) => {
-            let (mark, entries) = reader.read_all()?;
-            (Some(mark), entries)
-        }
-        None => (None, Vec::new()),
-    };
+    let (mark, entries) = read_checkpoint(fs, dir, &ids)?;
     let from = mark.map(|m| m.position).unwrap_or_default();
     let mut latest = Latest::new();
     let mut replayed = 0;
@@ -261,6 +260,27 @@ fn valid_batch_after(
         at += chunk;
     }
     Ok(false)
+}
+
+/// The checkpoint and its entries, if there is one; without one, the segments must be
+/// all there ever were.
+fn read_checkpoint(
+    fs: &dyn Fs,
+    dir: &Path,
+    ids: &[u64],
+) -> Result<(Option<Mark>, Vec<Live>), RecoverError> {
+    let (mark, entries) = match Reader::open(fs, dir)? {
+        Some(reader) => {
+            let (mark, entries) = reader.read_all()?;
+            (Some(mark), entries)
+        }
+        None => (None, Vec::new()),
+    };
+    if mark.is_none() && ids.iter().enumerate().any(|(i, id)| *id != i as u64 + 1) {
+        // Segments are removed only by compaction, which needs a checkpoint.
+        return Err(RecoverError::MissingCheckpoint);
+    }
+    Ok((mark, entries))
 }
 
 /// Every segment's id, in order; an unfinished segment (`.seg.tmp`) is removed.

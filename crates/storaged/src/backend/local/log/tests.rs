@@ -206,14 +206,7 @@ fn a_damaged_batch_before_intact_ones_stops_start_up_naming_where() {
     raw[us(victim.offset) + RECORD_HEADER + 1] ^= 0xff;
     std::fs::write(&seg, &raw).unwrap();
 
-    let err = Log::open(
-        Arc::new(RealFs),
-        dir.path(),
-        SEGMENT,
-        true,
-        LogMetrics::default(),
-    )
-    .unwrap_err();
+    let err = open_error(dir.path());
     let message = err.to_string();
     assert!(matches!(err, RecoverError::Corrupt { .. }), "{message}");
     assert!(
@@ -251,14 +244,7 @@ fn a_damaged_segment_followed_by_an_intact_one_is_corruption() {
     let mut raw = std::fs::read(&seg).unwrap();
     raw[us(last_of_first.offset) + 100] ^= 1;
     std::fs::write(&seg, &raw).unwrap();
-    let err = Log::open(
-        Arc::new(RealFs),
-        dir.path(),
-        SEGMENT,
-        true,
-        LogMetrics::default(),
-    )
-    .unwrap_err();
+    let err = open_error(dir.path());
     assert!(matches!(err, RecoverError::Corrupt { .. }), "{err}");
 }
 
@@ -401,6 +387,15 @@ fn after_a_failed_sync_the_log_takes_no_more_writes_until_reopened() {
         .unwrap();
 }
 
+/// Why the log under `dir` does not open.
+fn open_error(dir: &Path) -> RecoverError {
+    Log::open(Arc::new(RealFs), dir, SEGMENT, true, LogMetrics::default()).unwrap_err()
+}
+
+fn open_err(dir: &Path) -> String {
+    open_error(dir).to_string()
+}
+
 fn delete(key: &str) -> Append {
     let mut d = put(key, b"");
     d.head.kind = Kind::Delete;
@@ -472,15 +467,7 @@ fn a_damaged_checkpoint_stops_start_up() {
         let mut bad = good.clone();
         bad[at] ^= 1;
         std::fs::write(&path, &bad).unwrap();
-        let err = Log::open(
-            Arc::new(RealFs),
-            dir.path(),
-            SEGMENT,
-            true,
-            LogMetrics::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = open_err(dir.path());
         assert!(
             err.contains("checkpoint") && err.contains("damaged"),
             "{err}"
@@ -558,4 +545,27 @@ fn compaction_copies_live_records_forward_and_removes_the_segment() {
         let want = if i < 3 { body(i) } else { body(i + 1) };
         assert_eq!(&opened.log.read(live.at).unwrap().content()[..], &want[..]);
     }
+}
+
+#[test]
+fn a_missing_checkpoint_after_compaction_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    for i in 0..30 {
+        rt.block_on(log.append(vec![put("same", &[byte(i); 100 * 1024])]))
+            .unwrap();
+    }
+    log.checkpoint().unwrap();
+    while log
+        .compact(&|_, _, _| {}, &|| false, 1.0)
+        .unwrap()
+        .is_some()
+    {}
+    drop(log);
+    assert!(!segment_path(dir.path(), 1).try_exists().unwrap());
+    assert_eq!(open(dir.path()).live.len(), 1);
+    std::fs::remove_file(dir.path().join("checkpoint")).unwrap();
+    let err = open_err(dir.path());
+    assert!(err.contains("checkpoint is missing"), "{err}");
 }
