@@ -102,8 +102,7 @@ pub(crate) fn compaction_figures(
         std::sync::Arc::new(move |n: u64| load::Req::get(format!("{url}/{:08}", (n * 4) % OBJECTS)))
             as load::MakeReq
     };
-    let quiet = load::run(64, Stop::After(secs), &live);
-    let before = metric(&storaged, "storaged_log_segment_bytes");
+    let quiet = load::run(64, Stop::After(secs * 3), &live);
     let overwrite = {
         let url = format!("{url}/v1/objects/compact");
         let body = bytes::Bytes::from(vec![0x44_u8; 4096]);
@@ -116,8 +115,10 @@ pub(crate) fn compaction_figures(
     };
     let dead = load::run(64, Stop::Requests(OBJECTS / 4 * 3), &overwrite);
     assert_eq!(dead.errors, 0, "overwriting failed");
+    let peak = metric(&storaged, "storaged_log_segment_bytes");
     let compacted = metric(&storaged, "storaged_log_compacted_segments_total");
-    let busy = load::run(64, Stop::After(secs), &live);
+    let t0 = std::time::Instant::now();
+    let busy = load::run(64, Stop::After(secs * 3), &live);
     assert_eq!(busy.errors, 0, "GETs during compaction failed");
     let during = metric(&storaged, "storaged_log_compacted_segments_total") - compacted;
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
@@ -137,7 +138,10 @@ pub(crate) fn compaction_figures(
             break;
         }
     }
+    let took = t0.elapsed().as_secs_f64() - 5.0;
     let after = metric(&storaged, "storaged_log_segment_bytes");
+    let reclaimed = metric(&storaged, "storaged_log_compaction_reclaimed_bytes_total");
+    let copied = metric(&storaged, "storaged_log_compaction_copied_bytes_total");
     figs.add("GET 4 KiB c=64, log, no compaction", "req/s", quiet.rate());
     figs.add(
         "GET 4 KiB c=64, log, during compaction",
@@ -154,7 +158,17 @@ pub(crate) fn compaction_figures(
         format!("{during} segments compacted during the GETs"),
     );
     let mib = |b: f64| b / f64::from(1 << 20);
-    figs.add("log segment files before overwrites", "MiB", mib(before));
+    figs.add("log segment files after the overwrites", "MiB", mib(peak));
     figs.add("log segment files after compaction", "MiB", mib(after));
+    figs.add("compaction: segment bytes reclaimed", "MiB", mib(reclaimed));
+    figs.add("compaction: live bytes copied", "MiB", mib(copied));
+    figs.add("compaction: time after the overwrites", "s", took);
+    figs.note(
+        "log segment files after compaction",
+        format!(
+            "{OBJECTS} objects of 4 KiB live ({:.0} MiB of records)",
+            mib(load::as_f64(OBJECTS) * 4196.0)
+        ),
+    );
     storaged.stop(Duration::from_secs(60));
 }
