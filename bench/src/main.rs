@@ -81,6 +81,36 @@ enum Only {
     /// storaged's start-up with many small objects in the write log, cold and warm, and
     /// GETs during log compaction.
     Startup,
+    /// catalogd's rebuild of `--rehydrate-large` datasets, with and without its checkpoint.
+    Rehydrate,
+}
+
+/// `--only rehydrate`: storaged and catalogd as in the full run, filled with
+/// `datasets`, then catalogd restarted (see `rehydrate.rs`).
+fn rehydrate_only(
+    work: &std::path::Path,
+    bins: (&std::path::Path, &std::path::Path),
+    datasets: u64,
+    runs: usize,
+    figs: &mut Figures,
+) {
+    let mut storaged = start_storaged(work, bins.0, free_port());
+    let url = storaged.url();
+    let launch = Launch::catalogd(&url, free_port())
+        .program(bins.1)
+        .env("RUST_LOG", "warn")
+        .log_dir(work);
+    let catalogd = launch.spawn();
+    catalogd.wait_ready_blocking(Duration::from_secs(600));
+    fill_to(&catalogd, datasets);
+    let restart = Restart {
+        catalogd: launch,
+        storaged: &url,
+        runs,
+    };
+    let mut catalogd = restart.rehydrate(catalogd, &format!("{}k", datasets / 1000), figs);
+    catalogd.stop(Duration::from_secs(20));
+    storaged.stop(Duration::from_secs(20));
 }
 
 fn register_body(name: &str, objects: usize) -> Bytes {
@@ -265,6 +295,24 @@ fn main() {
         log::log_figures(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
         let results = figs.finish();
         report::print_and_save(&results, &args.dir.join("results-log.json"), &args.baseline);
+        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        return;
+    }
+
+    if args.only == Some(Only::Rehydrate) {
+        rehydrate_only(
+            &work,
+            (&storaged_bin, &catalogd_bin),
+            args.rehydrate_large,
+            runs,
+            &mut figs,
+        );
+        let results = figs.finish();
+        report::print_and_save(
+            &results,
+            &args.dir.join("results-rehydrate.json"),
+            &args.baseline,
+        );
         std::fs::remove_dir_all(&work).expect("removing the work directory");
         return;
     }
