@@ -85,34 +85,6 @@ enum Only {
     Rehydrate,
 }
 
-/// `--only rehydrate`: storaged and catalogd as in the full run, filled with
-/// `datasets`, then catalogd restarted (see `rehydrate.rs`).
-fn rehydrate_only(
-    work: &std::path::Path,
-    bins: (&std::path::Path, &std::path::Path),
-    datasets: u64,
-    runs: usize,
-    figs: &mut Figures,
-) {
-    let mut storaged = start_storaged(work, bins.0, free_port());
-    let url = storaged.url();
-    let launch = Launch::catalogd(&url, free_port())
-        .program(bins.1)
-        .env("RUST_LOG", "warn")
-        .log_dir(work);
-    let catalogd = launch.spawn();
-    catalogd.wait_ready_blocking(Duration::from_secs(600));
-    fill_to(&catalogd, datasets);
-    let restart = Restart {
-        catalogd: launch,
-        storaged: &url,
-        runs,
-    };
-    let mut catalogd = restart.rehydrate(catalogd, &format!("{}k", datasets / 1000), figs);
-    catalogd.stop(Duration::from_secs(20));
-    storaged.stop(Duration::from_secs(20));
-}
-
 fn register_body(name: &str, objects: usize) -> Bytes {
     let objects: Vec<serde_json::Value> = (0..objects)
         .map(|i| serde_json::json!({"key": format!("lake/{name}/part-{i:05}.parquet"), "size": 4096 + i}))
@@ -163,7 +135,11 @@ fn gets(url: String) -> MakeReq {
 
 /// The release storaged (fsync on, warn-level logs, as in production) over
 /// `work/storaged`, its S3 face on `s3_port`, once ready.
-fn start_storaged(work: &std::path::Path, program: &std::path::Path, s3_port: u16) -> Proc {
+pub(crate) fn start_storaged(
+    work: &std::path::Path,
+    program: &std::path::Path,
+    s3_port: u16,
+) -> Proc {
     let storaged = Launch::storaged(&work.join("storaged"), free_port())
         .program(program)
         .s3(s3_port)
@@ -272,6 +248,7 @@ fn main() {
         work.display()
     );
 
+    let done = |figs, name| report::finish(figs, &args.dir, &args.baseline, name, &work);
     if args.only == Some(Only::S3) {
         let s3_port = free_port();
         let mut storaged = start_storaged(&work, &storaged_bin, s3_port);
@@ -285,60 +262,38 @@ fn main() {
             &mut figs,
         );
         storaged.stop(Duration::from_secs(20));
-        let results = figs.finish();
-        report::print_and_save(&results, &args.dir.join("results-s3.json"), &args.baseline);
-        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        done(figs, "results-s3.json");
         return;
     }
 
     if args.only == Some(Only::Log) {
         log::log_figures(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
-        let results = figs.finish();
-        report::print_and_save(&results, &args.dir.join("results-log.json"), &args.baseline);
-        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        done(figs, "results-log.json");
         return;
     }
 
     if args.only == Some(Only::Rehydrate) {
-        rehydrate_only(
+        rehydrate::rehydrate_only(
             &work,
             (&storaged_bin, &catalogd_bin),
             args.rehydrate_large,
             runs,
             &mut figs,
         );
-        let results = figs.finish();
-        report::print_and_save(
-            &results,
-            &args.dir.join("results-rehydrate.json"),
-            &args.baseline,
-        );
-        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        done(figs, "results-rehydrate.json");
         return;
     }
 
     if args.only == Some(Only::Startup) {
         startup::startup_figures(&work, &storaged_bin, args.startup_objects, runs, &mut figs);
         startup::compaction_figures(&work, &storaged_bin, secs, &mut figs);
-        let results = figs.finish();
-        report::print_and_save(
-            &results,
-            &args.dir.join("results-startup.json"),
-            &args.baseline,
-        );
-        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        done(figs, "results-startup.json");
         return;
     }
 
     if args.only == Some(Only::OnS3) {
         on_s3::on_moto(&work, (&storaged_bin, &catalogd_bin), runs, secs, &mut figs);
-        let results = figs.finish();
-        report::print_and_save(
-            &results,
-            &args.dir.join("results-on-s3.json"),
-            &args.baseline,
-        );
-        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        done(figs, "results-on-s3.json");
         return;
     }
 
@@ -352,13 +307,7 @@ fn main() {
             &mut figs,
         );
         storaged.stop(Duration::from_secs(20));
-        let results = figs.finish();
-        report::print_and_save(
-            &results,
-            &args.dir.join("results-lake.json"),
-            &args.baseline,
-        );
-        std::fs::remove_dir_all(&work).expect("removing the work directory");
+        done(figs, "results-lake.json");
         return;
     }
 
@@ -542,7 +491,5 @@ fn main() {
     startup::startup_figures(&work, &storaged_bin, args.startup_objects, runs, &mut figs);
     startup::compaction_figures(&work, &storaged_bin, secs, &mut figs);
 
-    let results = figs.finish();
-    report::print_and_save(&results, &args.dir.join("results.json"), &args.baseline);
-    std::fs::remove_dir_all(&work).expect("removing the work directory");
+    done(figs, "results.json");
 }

@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use manifest_codec::layout::CHECKPOINT_KEY;
-use testkit::{Launch, Proc};
+use testkit::{free_port, Launch, Proc};
 
 use crate::load::{self, Stop};
 use crate::report::Figures;
-use crate::{blocking_delete, blocking_get, registers};
+use crate::{blocking_delete, blocking_get, registers, start_storaged};
 
 pub(crate) fn datasets_in(catalogd: &Proc) -> u64 {
     let body = blocking_get(&format!("{}/readyz", catalogd.url()));
@@ -97,4 +97,32 @@ fn wait_for_checkpoint(catalogd: &Proc) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `--only rehydrate`: storaged and catalogd as in the full run, filled with
+/// `datasets`, then catalogd restarted (see `rehydrate.rs`).
+pub(crate) fn rehydrate_only(
+    work: &std::path::Path,
+    bins: (&std::path::Path, &std::path::Path),
+    datasets: u64,
+    runs: usize,
+    figs: &mut Figures,
+) {
+    let mut storaged = start_storaged(work, bins.0, free_port());
+    let url = storaged.url();
+    let launch = Launch::catalogd(&url, free_port())
+        .program(bins.1)
+        .env("RUST_LOG", "warn")
+        .log_dir(work);
+    let catalogd = launch.spawn();
+    catalogd.wait_ready_blocking(Duration::from_secs(600));
+    fill_to(&catalogd, datasets);
+    let restart = Restart {
+        catalogd: launch,
+        storaged: &url,
+        runs,
+    };
+    let mut catalogd = restart.rehydrate(catalogd, &format!("{}k", datasets / 1000), figs);
+    catalogd.stop(Duration::from_secs(20));
+    storaged.stop(Duration::from_secs(20));
 }

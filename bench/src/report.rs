@@ -303,3 +303,11 @@ pub(crate) fn wrk(url: &str, connections: usize, duration: Duration) -> Option<f
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// Prints and saves the figures as `dir/name` beside the baseline, then removes the work
+/// directory.
+pub(crate) fn finish(figs: Figures, dir: &Path, baseline: &Path, name: &str, work: &Path) {
+    let results = figs.finish();
+    print_and_save(&results, &dir.join(name), baseline);
+    std::fs::remove_dir_all(work).expect("removing the work directory");
+}

@@ -10,6 +10,7 @@ mod checkpoint;
 mod compact;
 mod format;
 mod recover;
+mod settle;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ use bytes::Bytes;
 pub(crate) use compact::MaintenanceError;
 pub(crate) use format::{Kind, RecordHead};
 pub(crate) use recover::RecoverError;
+pub(crate) use settle::Committed;
+use settle::Unsettled;
 
 use super::super::fs::{Fs, ReadFile};
 use format::Decoded;
@@ -74,56 +77,6 @@ pub(crate) struct Appended {
     /// The record's length, header included.
     pub(crate) len: u32,
     pub(crate) seq: u64,
-}
-
-/// An append's records, durable. Until it is dropped, the records count as not yet
-/// published: compaction waits for every record before its checkpoint to be published, so
-/// that no index entry can come to point at a segment it removed.
-#[derive(Debug)]
-pub(crate) struct Committed {
-    pub(crate) at: Vec<Appended>,
-    _unsettled: Unsettled,
-}
-
-impl std::ops::Deref for Committed {
-    type Target = [Appended];
-    fn deref(&self) -> &[Appended] {
-        &self.at
-    }
-}
-
-#[derive(Debug)]
-struct Unsettled {
-    shared: Arc<Shared>,
-    at: Position,
-}
-
-impl Unsettled {
-    fn new(shared: Arc<Shared>, at: Position) -> Self {
-        *shared
-            .unsettled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(at)
-            .or_default() += 1;
-        Self { shared, at }
-    }
-}
-
-impl Drop for Unsettled {
-    fn drop(&mut self) {
-        let mut unsettled = self
-            .shared
-            .unsettled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = unsettled.get_mut(&self.at) {
-            *n -= 1;
-            if *n == 0 {
-                unsettled.remove(&self.at);
-            }
-        }
-    }
 }
 
 /// Why an append failed.
