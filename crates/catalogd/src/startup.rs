@@ -36,7 +36,10 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 pub struct Application {
     port: u16,
     server: Server,
+    /// Rebuilds the index, then runs the maintenance loops; aborted when the server stops.
     startup: tokio::task::JoinHandle<Result<(), CatalogError>>,
+    /// Reloads the credentials file; aborted when the server stops.
+    credentials_watch: tokio::task::JoinHandle<()>,
     /// For the checkpoint written at shutdown (`None` when checkpoints are off).
     checkpoint: Option<(Catalog, Arc<ServiceState>)>,
 }
@@ -102,7 +105,7 @@ impl Application {
             )
             .map_err(Error::Credentials)?,
         );
-        actix_web::rt::spawn(credentials.clone().watch(CREDENTIALS_POLL));
+        let credentials_watch = actix_web::rt::spawn(credentials.clone().watch(CREDENTIALS_POLL));
         let service = Arc::new(ServiceState {
             ready: AtomicBool::new(false),
             max_body_size: settings.max_body_size.as_u64(),
@@ -173,6 +176,7 @@ impl Application {
             port,
             server,
             startup,
+            credentials_watch,
             checkpoint,
         })
     }
@@ -194,21 +198,29 @@ impl Application {
         let handle = self.server.handle();
         let mut server = self.server;
         let mut startup = self.startup;
-        tokio::select! {
-            result = &mut server => return result.map_err(|e| Error::io("serving", e)),
+        let result = tokio::select! {
+            result = &mut server => result.map_err(|e| Error::io("serving", e)),
             joined = &mut startup => {
                 let failure = match joined {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => Some(Error::Catalog(e)),
                     Err(e) => Some(Error::io("rebuilding the index", std::io::Error::other(e))),
                 };
-                if let Some(e) = failure {
-                    let _ = futures_util::future::join(handle.stop(false), server).await;
-                    return Err(e);
+                match failure {
+                    // The rebuild failed for good: stop serving.
+                    Some(e) => {
+                        let _ = futures_util::future::join(handle.stop(false), &mut server).await;
+                        Err(e)
+                    }
+                    None => (&mut server).await.map_err(|e| Error::io("serving", e)),
                 }
             }
-        }
-        server.await.map_err(|e| Error::io("serving", e))
+        };
+        // The maintenance loops and the credentials watch end with the server, so that a
+        // stopped catalogd neither refreshes nor writes checkpoints any more.
+        startup.abort();
+        self.credentials_watch.abort();
+        result
     }
 
     /// Runs until SIGTERM or Ctrl-C, then stops accepting, drains in-flight requests for up
@@ -244,8 +256,8 @@ impl Application {
 }
 
 /// Rebuilds the index, retrying while storaged is unreachable; a manifest that cannot be
-/// read or decoded ends start-up. Once ready, keeps the checkpoint current and applies
-/// retention every `maintenance.1`.
+/// read or decoded ends start-up. Once ready, keeps the checkpoint current, refreshes the
+/// index and applies retention every `maintenance.1`, until the task is aborted.
 async fn rebuild_index(
     catalog: Catalog,
     service: Arc<ServiceState>,
@@ -289,21 +301,27 @@ async fn rebuild_index(
                     seconds,
                     "index rebuilt; ready"
                 );
-                actix_web::rt::spawn(keep_retention(
-                    catalog.clone(),
-                    maintenance.0,
-                    maintenance.1,
-                ));
-                if !index_refresh.is_zero() {
-                    actix_web::rt::spawn(keep_refreshed(catalog.clone(), index_refresh));
-                }
-                if !checkpoint_interval.is_zero() {
-                    actix_web::rt::spawn(keep_checkpoint(
-                        catalog,
-                        service.metrics.clone(),
-                        checkpoint_interval,
-                    ));
-                }
+                let refresh = async {
+                    if !index_refresh.is_zero() {
+                        keep_refreshed(catalog.clone(), index_refresh).await;
+                    }
+                };
+                let checkpoint = async {
+                    if !checkpoint_interval.is_zero() {
+                        keep_checkpoint(
+                            catalog.clone(),
+                            service.metrics.clone(),
+                            checkpoint_interval,
+                        )
+                        .await;
+                    }
+                };
+                futures_util::future::join3(
+                    keep_retention(catalog.clone(), maintenance.0, maintenance.1),
+                    refresh,
+                    checkpoint,
+                )
+                .await;
                 return Ok(());
             }
             Err(CatalogError::Storage(

@@ -25,6 +25,8 @@ pub struct Application {
     port: u16,
     server: Server,
     s3: Option<S3Server>,
+    /// Reloads the credentials file; aborted when the server stops.
+    credentials_watch: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Application {
@@ -97,7 +99,7 @@ impl Application {
                 "credentials required on every route but the probes"
             );
         }
-        actix_web::rt::spawn(credentials.clone().watch(CREDENTIALS_POLL));
+        let credentials_watch = actix_web::rt::spawn(credentials.clone().watch(CREDENTIALS_POLL));
         let listener = std::net::TcpListener::bind(settings.listen)
             .map_err(|e| Error::io("binding the listen address", e))?;
         let port = listener
@@ -158,7 +160,12 @@ impl Application {
         .map_err(|e| Error::io("listening", e))?
         .run();
         tracing::info!(port, "listening");
-        Ok(Self { port, server, s3 })
+        Ok(Self {
+            port,
+            server,
+            s3,
+            credentials_watch,
+        })
     }
 
     /// The port actually bound.
@@ -182,6 +189,7 @@ impl Application {
         if let Some(s3) = self.s3 {
             s3.stop().await;
         }
+        self.credentials_watch.abort();
         result
     }
 
@@ -198,6 +206,7 @@ impl Application {
         if let Some(s3) = self.s3 {
             s3.stop().await;
         }
+        self.credentials_watch.abort();
         result?;
         tracing::info!("stopped");
         Ok(())
