@@ -3,6 +3,9 @@
 
 use std::hint::black_box;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use manifest_codec::{
     dataset_id, decode, decode_record, encode, encode_record, Change, ChangeKind, DatasetName,

@@ -8,6 +8,11 @@ use clap::Parser;
 use storaged::config::{Overrides, Settings};
 use storaged::startup::Application;
 
+/// mimalloc rather than glibc malloc: every request allocates and frees many small
+/// buffers, which glibc's bookkeeping makes costly (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A durable object store over HTTP.
 #[derive(Debug, Parser)]
 #[command(version)]

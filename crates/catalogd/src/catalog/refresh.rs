@@ -72,11 +72,19 @@ impl Catalog {
     }
 }
 
-/// Refreshes the index every `interval` until dropped; a failed refresh is logged and
-/// tried again at the next tick.
+/// A refresh lists every head, so its cost grows with the catalog: the pause after one is
+/// at least this many times what it took, which keeps refreshing under 5 % of a core
+/// (with 100,000 datasets a listing takes about 0.3 s, so a refresh every 6 s or so).
+const PAUSE_PER_REFRESH_TIME: u32 = 19;
+
+/// Refreshes the index every `interval` (or, in a large catalog, every
+/// [`PAUSE_PER_REFRESH_TIME`] times the last refresh's duration, if longer) until dropped;
+/// a failed refresh is logged and tried again at the next tick.
 pub async fn keep_refreshed(catalog: Catalog, interval: Duration) {
+    let mut pause = interval;
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(pause).await;
+        let started = std::time::Instant::now();
         match catalog.refresh().await {
             Ok(Refreshed {
                 reloaded: 0,
@@ -93,5 +101,6 @@ pub async fn keep_refreshed(catalog: Catalog, interval: Duration) {
                 tracing::warn!(error = %service_kit::ErrorChain(&e), "index refresh failed; retrying at the next tick");
             }
         }
+        pause = interval.max(started.elapsed() * PAUSE_PER_REFRESH_TIME);
     }
 }
