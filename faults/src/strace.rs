@@ -24,6 +24,22 @@ pub fn require() {
     );
 }
 
+/// The wrapper (for `Launch::under`) that runs a service under `strace -f` and kills it
+/// with SIGKILL on entering the `k`-th `syscall` (counted per thread).
+pub fn kill_at(syscall: &str, k: usize) -> Vec<String> {
+    vec![
+        "strace".to_owned(),
+        "-f".into(),
+        "-qq".into(),
+        "-o".into(),
+        "/dev/null".into(),
+        "-e".into(),
+        format!("trace={syscall}"),
+        "-e".into(),
+        format!("inject={syscall}:signal=SIGKILL:when={k}"),
+    ]
+}
+
 /// One system call: its thread, name, raw argument text, return text, and the trace
 /// lines where it started and ended.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 //! was acknowledged — and never a prefix of its parts; no temporary file is left.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use awc::http::Method;
 use faults::strace;
@@ -79,34 +79,14 @@ async fn run_until_killed(root: &Path, data: &Path, syscall: &str, k: usize) -> 
     let s3_port = free_port();
     let mut p = Launch::storaged(data, free_port())
         .s3(s3_port)
-        .under([
-            "strace".to_owned(),
-            "-f".into(),
-            "-qq".into(),
-            "-o".into(),
-            "/dev/null".into(),
-            "-e".into(),
-            format!("trace={syscall}"),
-            "-e".into(),
-            format!("inject={syscall}:signal=SIGKILL:when={k}"),
-        ])
+        .under(strace::kill_at(syscall, k))
         .log_dir(root)
         .spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if p.child.try_wait().unwrap().is_some() {
-            return Some(Reached::Nothing);
-        }
-        if p.api().get("/readyz").await.is_ok_and(|r| r.code() == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never ready:\n{}", p.log_text());
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    if !p.ready_or_exited().await {
+        return Some(Reached::Nothing);
     }
     let reached = script(&Api::new(s3_port)).await;
-    let crashed = p.wait_exit(Duration::from_secs(5)).is_some();
-    if !crashed {
-        p.kill();
+    if !p.exited_or_killed(Duration::from_secs(5)) {
         return None;
     }
     Some(reached)

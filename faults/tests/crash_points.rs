@@ -10,10 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faults::strace;
-use testkit::lake::objects;
 use testkit::{free_port, Launch, Proc};
 
 #[derive(Debug, Clone)]
@@ -62,17 +61,7 @@ fn storaged(data: &Path, log: bool) -> Launch {
 /// Runs the script against storaged under strace, killed at the `k`-th `syscall`.
 async fn run_until_killed(root: &Path, data: &Path, syscall: &str, k: usize, log: bool) -> Run {
     let mut p = storaged(data, log)
-        .under([
-            "strace".to_owned(),
-            "-f".into(),
-            "-qq".into(),
-            "-o".into(),
-            "/dev/null".into(),
-            "-e".into(),
-            format!("trace={syscall}"),
-            "-e".into(),
-            format!("inject={syscall}:signal=SIGKILL:when={k}"),
-        ])
+        .under(strace::kill_at(syscall, k))
         .log_dir(root)
         .spawn();
     let mut run = Run {
@@ -82,17 +71,9 @@ async fn run_until_killed(root: &Path, data: &Path, syscall: &str, k: usize, log
         crashed: false,
     };
     // Killed during start-up?
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if p.child.try_wait().unwrap().is_some() {
-            run.crashed = true;
-            return run;
-        }
-        if p.api().get("/readyz").await.is_ok_and(|r| r.code() == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never ready:\n{}", p.log_text());
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    if !p.ready_or_exited().await {
+        run.crashed = true;
+        return run;
     }
     let api = p.api();
     for (i, op) in script().into_iter().enumerate() {
@@ -123,10 +104,7 @@ async fn run_until_killed(root: &Path, data: &Path, syscall: &str, k: usize, log
             }
         }
     }
-    run.crashed = p.wait_exit(Duration::from_secs(5)).is_some();
-    if !run.crashed {
-        p.kill();
-    }
+    run.crashed = p.exited_or_killed(Duration::from_secs(5));
     run
 }
 
@@ -135,7 +113,7 @@ async fn check(root: &Path, data: &Path, run: &Run, log: bool) -> Result<(), Str
     let p: Proc = storaged(data, log).log_dir(root).spawn();
     p.wait_ready().await;
     let api = p.api();
-    let mut allowed: BTreeMap<&str, Vec<Option<Vec<u8>>>> = BTreeMap::new();
+    let mut allowed = faults::crash::Allowed::new();
     for (key, body) in &run.acked {
         allowed.insert(key, vec![Some(body.clone())]);
     }
@@ -150,29 +128,7 @@ async fn check(root: &Path, data: &Path, run: &Run, log: bool) -> Result<(), Str
         }
         None => {}
     }
-    for (key, options) in &allowed {
-        let reply = api.get_ok(&format!("/v1/objects/{key}")).await;
-        let got = match reply.code() {
-            200 => Some(reply.body.to_vec()),
-            404 => None,
-            other => return Err(format!("{key}: GET answered {other}")),
-        };
-        if !options.contains(&got) {
-            return Err(format!(
-                "{key}: holds {:?}, expected one of {:?}",
-                got.as_ref().map(Vec::len),
-                options
-                    .iter()
-                    .map(|o| o.as_ref().map(Vec::len))
-                    .collect::<Vec<_>>()
-            ));
-        }
-    }
-    for (key, _) in objects(&api, "").await {
-        if !allowed.contains_key(key.as_str()) {
-            return Err(format!("{key} is listed but was never written"));
-        }
-    }
+    faults::crash::holds_only(&api, &allowed).await?;
     let leftovers = std::fs::read_dir(data.join("tmp")).map_or(0, Iterator::count);
     if leftovers > 0 {
         return Err(format!("{leftovers} temporary files left after restart"));

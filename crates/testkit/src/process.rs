@@ -350,6 +350,41 @@ impl Proc {
         }
     }
 
+    /// Whether the process exits by itself within `within` (killed by an injected fault,
+    /// say); if it does not, it is killed now.
+    pub fn exited_or_killed(&mut self, within: Duration) -> bool {
+        let exited = self.wait_exit(within).is_some();
+        if !exited {
+            self.kill();
+        }
+        exited
+    }
+
+    /// Waits until `/readyz` answers 200 (true) or the process exits first (false), for
+    /// processes that may be killed during start-up on purpose.
+    pub async fn ready_or_exited(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if self
+                .api()
+                .get("/readyz")
+                .await
+                .is_ok_and(|r| r.code() == 200)
+            {
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready:\n{}",
+                self.log_text()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// [`Self::wait_ready`] without an async runtime (a plain socket, polled every 5 ms);
     /// returns when `/readyz` first answered 200.
     pub fn wait_ready_blocking(&self, within: Duration) -> Instant {

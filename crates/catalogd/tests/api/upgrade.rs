@@ -8,24 +8,11 @@ use serde_json::Value;
 
 use crate::helpers::{body, spawn_catalogd, spawn_storaged_in, Api};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[actix_web::test]
 async fn a_release_0_1_data_directory_starts_intact_and_gains_history() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-0.1");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture.join("objects"), &dir.path().join("data/objects"));
+    testkit::copy_tree(&fixture.join("objects"), &dir.path().join("data/objects"));
     let storaged = spawn_storaged_in(dir).await;
     let storaged_url = storaged.url();
 
