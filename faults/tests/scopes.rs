@@ -79,6 +79,18 @@ async fn call(api: &Api, method: &Method, path: &str, token: Option<&str>) -> Re
 }
 
 /// Every (method, concrete path) of `api`'s OpenAPI document that is not open.
+/// POSTs `body` as JSON to `path` with `token`.
+async fn post_as(api: &Api, path: &str, body: &serde_json::Value, token: &str) -> Reply {
+    api.send(
+        api.request(Method::POST, path)
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .insert_header(("content-type", "application/json")),
+        Some(serde_json::to_vec(body).unwrap().into()),
+    )
+    .await
+    .unwrap()
+}
+
 async fn protected_routes(api: &Api) -> Vec<(Method, String)> {
     let doc = api.get_ok("/openapi.json").await.json();
     let mut out = Vec::new();
@@ -326,16 +338,7 @@ async fn catalogds_own_scoped_credential_registers_deletes_and_checkpoints() {
     let (s_api, c_api) = (storaged.api(), catalogd.api());
     for name in ["one", "two"] {
         let body = register_body(name, "fp", 2, "a");
-        let reply = c_api
-            .send(
-                c_api
-                    .request(Method::POST, "/v1/datasets")
-                    .insert_header(("authorization", format!("Bearer {PRODUCER}")))
-                    .insert_header(("content-type", "application/json")),
-                Some(serde_json::to_vec(&body).unwrap().into()),
-            )
-            .await
-            .unwrap();
+        let reply = post_as(&c_api, "/v1/datasets", &body, PRODUCER).await;
         assert_eq!(reply.code(), 201, "{:?}", reply.json());
     }
     // The producer may register but not delete; admin may.
@@ -396,6 +399,52 @@ async fn catalogds_own_scoped_credential_registers_deletes_and_checkpoints() {
         manifest_codec::decode_record(&two.body).unwrap().state,
         manifest_codec::DatasetState::Deleted { .. }
     ));
+}
+
+/// A register with `verify=true` naming a key outside catalogd's own storaged scopes (under
+/// `_`, which `read:*` does not reach) is the request's problem, not storaged's: 422 naming
+/// the key as unreadable, and nothing changes. (Found by a `make chaos` schemathesis seed:
+/// it was a 503 that blamed catalogd's token.)
+#[actix_web::test]
+async fn verify_names_a_key_catalogds_credential_may_not_read_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storaged, catalogd, _, _) = stack(dir.path()).await;
+    let (s_api, c_api) = (storaged.api(), catalogd.api());
+    let put = s_api
+        .send(
+            s_api
+                .request(Method::PUT, "/v1/objects/lake/v/ok.parquet")
+                .insert_header(("authorization", format!("Bearer {PRODUCER}"))),
+            Some(vec![b'x'; 10].into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.code(), 201);
+    let body = serde_json::json!({
+        "name": "v",
+        "schema_fingerprint": "sha256:f",
+        "objects": [
+            {"key": "lake/v/ok.parquet", "size": 10},
+            {"key": "_private/p.parquet", "size": 5},
+        ],
+    });
+    let reply = post_as(&c_api, "/v1/datasets?verify=true", &body, PRODUCER).await;
+    assert_eq!(reply.code(), 422, "{:?}", reply.json());
+    let json = reply.json();
+    assert_eq!(json["error"], "objects_invalid");
+    assert_eq!(json["count"], 1);
+    assert_eq!(
+        json["offenders"],
+        serde_json::json!([
+            {"key": "_private/p.parquet", "problem": "unreadable", "expected": 5, "actual": null}
+        ])
+    );
+    assert_eq!(
+        call(&c_api, &Method::GET, "/v1/datasets/v", Some(READER))
+            .await
+            .code(),
+        404
+    );
 }
 
 #[actix_web::test]

@@ -5,6 +5,7 @@ use futures_util::StreamExt;
 use manifest_codec::{ObjectKey, ObjectRef};
 
 use super::{Catalog, CatalogError};
+use crate::store::StoreError;
 
 /// How many objects are checked at once.
 const CONCURRENCY: usize = 16;
@@ -19,6 +20,9 @@ pub enum Problem {
     Missing,
     /// storaged's object has another size.
     SizeMismatch,
+    /// catalogd's storaged credential may not read the key (its scopes do not cover it),
+    /// so the object cannot be checked.
+    Unreadable,
 }
 
 impl Problem {
@@ -27,6 +31,7 @@ impl Problem {
         match self {
             Self::Missing => "missing",
             Self::SizeMismatch => "size_mismatch",
+            Self::Unreadable => "unreadable",
         }
     }
 }
@@ -40,13 +45,15 @@ pub struct Offender {
     pub problem: Problem,
     /// The size the request gave.
     pub expected: i64,
-    /// The size storaged has (`None` when missing).
+    /// The size storaged has (`None` when missing or unreadable).
     pub actual: Option<u64>,
 }
 
 impl Catalog {
     /// Checks that storaged holds every object of `objects` with its size. Nothing is
-    /// written either way; a failure to ask storaged is [`CatalogError::Verify`].
+    /// written either way. A key catalogd's credential may not read is an offender (the
+    /// request names an object the catalog cannot check); a failure to ask storaged is
+    /// [`CatalogError::Verify`].
     pub async fn verify(&self, objects: &[ObjectRef]) -> Result<(), CatalogError> {
         let store = &self.store;
         let mut checks = futures_util::stream::iter(objects)
@@ -55,12 +62,15 @@ impl Catalog {
         let mut offenders = Vec::new();
         let mut count = 0;
         while let Some((object, size)) = checks.next().await {
-            let size = size.map_err(CatalogError::Verify)?;
             let expected = object.size.get();
-            let problem = match size {
-                None => Problem::Missing,
-                Some(s) if i64::try_from(s).ok() != Some(expected) => Problem::SizeMismatch,
-                Some(_) => continue,
+            let (problem, size) = match size {
+                Err(StoreError::Forbidden(_)) => (Problem::Unreadable, None),
+                Err(e) => return Err(CatalogError::Verify(e)),
+                Ok(None) => (Problem::Missing, None),
+                Ok(Some(s)) if i64::try_from(s).ok() != Some(expected) => {
+                    (Problem::SizeMismatch, Some(s))
+                }
+                Ok(Some(_)) => continue,
             };
             count += 1;
             if offenders.len() < MAX_OFFENDERS {

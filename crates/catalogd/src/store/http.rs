@@ -363,6 +363,7 @@ impl ManifestStore for HttpManifestStore {
         match res.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::FORBIDDEN => return Err(StoreError::Forbidden(key.to_string())),
             status => {
                 return Err(StoreError::Unavailable(format!(
                     "checking {key}: {}",

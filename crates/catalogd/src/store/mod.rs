@@ -87,6 +87,10 @@ pub enum StoreError {
     /// proves nothing was stored). Nothing was written.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// storaged refused catalogd's credential for this one key (403): the credential's
+    /// scopes do not cover it. Nothing was written.
+    #[error("storaged refused catalogd's credential for {0} (403 Forbidden): its scopes do not cover the key")]
+    Forbidden(String),
     /// The outcome is unknown (timeout after sending, reset mid-response): the write may
     /// or may not have happened.
     #[error("storage outcome unknown: {0}")]
@@ -114,6 +118,7 @@ impl StoreError {
         match self {
             Self::PreconditionFailed
             | Self::Unavailable(_)
+            | Self::Forbidden(_)
             | Self::NameMismatch { .. }
             | Self::Encode(_)
             | Self::Corrupt { .. } => true,
@@ -126,6 +131,7 @@ impl StoreError {
         match self {
             Self::PreconditionFailed => "precondition_failed",
             Self::Unavailable(_) => "unavailable",
+            Self::Forbidden(_) => "forbidden",
             Self::Unknown(_) => "unknown",
             Self::Encode(_) => "encode",
             Self::NameMismatch { .. } | Self::Corrupt { .. } => "corrupt",
@@ -174,7 +180,8 @@ pub trait ManifestStore: fmt::Debug {
     async fn put_file(&self, file: CatalogFile, bytes: Bytes) -> Result<(), StoreError>;
 
     /// The size of the data object `key` (any key, not only the catalog's), `None` when
-    /// there is none: what a register with `verify=true` checks.
+    /// there is none: what a register with `verify=true` checks. [`StoreError::Forbidden`]
+    /// when catalogd's credential may not read that key.
     async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError>;
 }
 
