@@ -321,6 +321,7 @@ impl Log {
             next_seq: found.next_seq,
             next_batch: found.next_batch,
             shared: shared.clone(),
+            spare: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()

@@ -155,6 +155,73 @@ fn the_log_rolls_to_a_new_segment_when_one_is_full() {
 }
 
 #[test]
+fn the_next_segment_is_made_ahead_and_the_roll_takes_it() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let body = vec![3; 200 * 1024];
+    let append = |key: &str| rt.block_on(log.append(vec![put(key, &body)])).unwrap()[0];
+    // Three records: the head (1 MiB) is past half full, nothing has rolled yet.
+    let first: Vec<Appended> = ["a", "b", "c"].into_iter().map(append).collect();
+    assert!(first.iter().all(|a| a.segment == first[0].segment));
+    let next = segment_path(dir.path(), first[0].segment + 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&next).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spare segment {} was made",
+            next.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let made = std::fs::metadata(&next).unwrap();
+    assert_eq!(
+        made.len(),
+        SEGMENT,
+        "the spare is zero-filled to the full size"
+    );
+    // Two more fill the head; the sixth goes to the spare, the same file.
+    let later: Vec<Appended> = ["d", "e", "f"].into_iter().map(append).collect();
+    assert_eq!(later[2].segment, first[0].segment + 1, "{later:?}");
+    assert_eq!(std::fs::metadata(&next).unwrap().ino(), made.ino());
+    drop(log);
+
+    let opened = open(dir.path());
+    assert_eq!(opened.live.len(), 6);
+    for at in first.iter().chain(&later) {
+        assert_eq!(&opened.log.read(*at).unwrap().content()[..], &body[..]);
+    }
+}
+
+#[test]
+fn a_spare_segment_left_unused_is_where_appends_go_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let log = open(dir.path()).log;
+    let body = vec![4; 300 * 1024];
+    let at = rt
+        .block_on(log.append(vec![put("a", &body), put("b", &body)]))
+        .unwrap();
+    // Closing waits for the spare being made.
+    drop(log);
+    let spare = segment_path(dir.path(), at[0].segment + 1);
+    assert!(
+        std::fs::metadata(&spare).is_ok(),
+        "closing did not wait for the spare"
+    );
+    let opened = open(dir.path());
+    assert_eq!(opened.live.len(), 2);
+    let after = rt
+        .block_on(opened.log.append(vec![put("c", b"small")]))
+        .unwrap();
+    assert_eq!(after[0].segment, at[0].segment + 1);
+    drop(opened);
+    let opened = open(dir.path());
+    assert_eq!(keys_of(&opened), ["a", "b", "c"]);
+    assert_eq!(&opened.log.read(after[0]).unwrap().content()[..], b"small");
+}
+#[test]
 fn a_torn_tail_is_zeroed_and_appends_resume_there() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();

@@ -6,6 +6,10 @@
 //! then and later, with the failure: the kernel may have dropped the unsynced pages, so
 //! nothing written since the last good sync can be trusted, and a retried sync proves
 //! nothing.
+//!
+//! The next segment is made by another thread once the head is half full, so that a roll
+//! only switches files: zero-filling and syncing a segment (tens of milliseconds for
+//! 64 MiB) would otherwise stall every writer at each roll.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
@@ -15,7 +19,20 @@ use super::format::{encode_record, record_len, BatchBuf, MAX_BATCH_PAYLOAD};
 use super::{
     segment_path, Append, AppendError, Appended, Committed, Mark, Position, Shared, Unsettled,
 };
-use crate::backend::fs::{Fs, WriteFile};
+use crate::backend::fs::{Fs, ReadFile, WriteFile};
+
+/// How much of a new segment's zero fill is written back at a time.
+const FILL_SYNC_BYTES: usize = 4 << 20;
+
+/// A segment's handles: for appending, and for the readers.
+type SegmentFiles = (Box<dyn WriteFile>, Arc<dyn ReadFile>);
+
+/// The next segment, being made by its own thread.
+pub(super) struct Spare {
+    id: u64,
+    made: Receiver<std::io::Result<SegmentFiles>>,
+    thread: std::thread::JoinHandle<()>,
+}
 
 /// Records to append together, and where to say how it went.
 pub(super) struct Request {
@@ -43,18 +60,16 @@ pub(super) struct Writer {
     pub(super) next_seq: u64,
     pub(super) next_batch: u64,
     pub(super) shared: Arc<Shared>,
+    /// The segment after the head, once the head is half full.
+    pub(super) spare: Option<Spare>,
 }
 
 impl Writer {
     pub(super) fn run(mut self, requests: &Receiver<Request>) {
         let mut carry: Option<Request> = None;
         loop {
-            let first = match carry.take() {
-                Some(r) => r,
-                None => match requests.recv() {
-                    Ok(r) => r,
-                    Err(_) => return,
-                },
+            let Some(first) = carry.take().or_else(|| requests.recv().ok()) else {
+                break;
             };
             let mut size = first.len();
             let mut batch = vec![first];
@@ -68,6 +83,11 @@ impl Writer {
                 batch.push(next);
             }
             self.commit(batch);
+        }
+        // A spare still being made finishes before the log is closed, so that a reopened
+        // log never races it for the same file name.
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.thread.join();
         }
     }
 
@@ -165,6 +185,9 @@ impl Writer {
         self.next_seq = seq;
         self.next_batch += 1;
         self.shared.batch_committed(buf.count, len);
+        if self.spare.is_none() && self.offset > self.segment_size / 2 {
+            self.spare = self.make_spare();
+        }
         Ok(placed
             .into_iter()
             .map(|records| {
@@ -181,15 +204,47 @@ impl Writer {
             .collect())
     }
 
-    /// Moves the head to a new segment (made and durable before it is used).
+    /// Moves the head to a new segment (made and durable before it is used): the spare if
+    /// it was made, else one made now.
     fn roll(&mut self) -> std::io::Result<()> {
         let id = self.head_id + 1;
-        let (write, read) = open_or_create(&*self.fs, &self.dir, id, self.segment_size)?;
+        let spare = self.spare.take().filter(|s| s.id == id).and_then(|s| {
+            let made = s.made.recv();
+            let _ = s.thread.join();
+            match made {
+                Ok(Ok(files)) => Some(files),
+                Ok(Err(e)) => {
+                    tracing::warn!(segment = id, error = %e, "making the next log segment ahead failed; trying again now");
+                    None
+                }
+                Err(_) => None,
+            }
+        });
+        let (write, read) = match spare {
+            Some(files) => files,
+            None => open_or_create(&*self.fs, &self.dir, id, self.segment_size)?,
+        };
         self.shared.add_segment(id, read);
         self.head = write;
         self.head_id = id;
         self.offset = 0;
         Ok(())
+    }
+
+    /// Starts making the segment after the head on a thread of its own; `None` (the roll
+    /// makes it) when no thread can be started.
+    fn make_spare(&self) -> Option<Spare> {
+        let id = self.head_id + 1;
+        let (fs, dir, size) = (self.fs.clone(), self.dir.clone(), self.segment_size);
+        let (tx, made) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("storaged-log-segment".into())
+            .spawn(move || {
+                let _ = tx.send(open_or_create(&*fs, &dir, id, size));
+            })
+            .map_err(|e| tracing::warn!(error = %e, "could not start making the next log segment"))
+            .ok()?;
+        Some(Spare { id, made, thread })
     }
 }
 
@@ -201,7 +256,7 @@ pub(super) fn open_or_create(
     dir: &Path,
     id: u64,
     size: u64,
-) -> std::io::Result<(Box<dyn WriteFile>, Arc<dyn crate::backend::fs::ReadFile>)> {
+) -> std::io::Result<SegmentFiles> {
     let path = segment_path(dir, id);
     if fs.stat(&path)?.is_some() {
         return Ok((fs.open_write(&path)?, fs.open(&path)?));
@@ -214,10 +269,18 @@ pub(super) fn open_or_create(
     let zeros = vec![0; 1 << 20];
     let mut left = size;
     let filled = (|| {
+        let mut unsynced = 0;
         while left > 0 {
             let n = usize::try_from(left).unwrap_or(usize::MAX).min(zeros.len());
             file.write_all(&zeros[..n])?;
             left -= n as u64;
+            unsynced += n;
+            // Written back a few MiB at a time, so that the writers' own syncs never
+            // queue behind a whole segment's worth of zeros.
+            if unsynced >= FILL_SYNC_BYTES && left > 0 {
+                file.sync_data()?;
+                unsynced = 0;
+            }
         }
         file.sync_all()
     })();
