@@ -27,11 +27,10 @@ const FILL_SYNC_BYTES: usize = 4 << 20;
 /// A segment's handles: for appending, and for the readers.
 type SegmentFiles = (Box<dyn WriteFile>, Arc<dyn ReadFile>);
 
-/// The next segment, being made by its own thread.
+/// The next segment, being made by its own thread (which returns it).
 pub(super) struct Spare {
     id: u64,
-    made: Receiver<std::io::Result<SegmentFiles>>,
-    thread: std::thread::JoinHandle<()>,
+    thread: std::thread::JoinHandle<std::io::Result<SegmentFiles>>,
 }
 
 /// Records to append together, and where to say how it went.
@@ -209,9 +208,7 @@ impl Writer {
     fn roll(&mut self) -> std::io::Result<()> {
         let id = self.head_id + 1;
         let spare = self.spare.take().filter(|s| s.id == id).and_then(|s| {
-            let made = s.made.recv();
-            let _ = s.thread.join();
-            match made {
+            match s.thread.join() {
                 Ok(Ok(files)) => Some(files),
                 Ok(Err(e)) => {
                     tracing::warn!(segment = id, error = %e, "making the next log segment ahead failed; trying again now");
@@ -236,15 +233,12 @@ impl Writer {
     fn make_spare(&self) -> Option<Spare> {
         let id = self.head_id + 1;
         let (fs, dir, size) = (self.fs.clone(), self.dir.clone(), self.segment_size);
-        let (tx, made) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("storaged-log-segment".into())
-            .spawn(move || {
-                let _ = tx.send(open_or_create(&*fs, &dir, id, size));
-            })
+            .spawn(move || open_or_create(&*fs, &dir, id, size))
             .map_err(|e| tracing::warn!(error = %e, "could not start making the next log segment"))
             .ok()?;
-        Some(Spare { id, made, thread })
+        Some(Spare { id, thread })
     }
 }
 
