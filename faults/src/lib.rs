@@ -8,6 +8,7 @@
 
 pub mod crash;
 pub mod heal;
+pub mod linearizable;
 pub mod proxy;
 pub mod storm;
 pub mod strace;

@@ -121,10 +121,12 @@ impl From<StorageError> for Error {
             StorageError::InsufficientStorage(source) => Self::InsufficientStorage(source),
             StorageError::Io { op, source } => Self::Io { op, source },
             StorageError::Remote { op, source } => Self::Unavailable { op, source },
-            StorageError::Unknown { op, source } => Self::Unavailable {
-                op,
-                source: Box::new(source),
-            },
+            StorageError::Unknown { op, source } | StorageError::NotDurable { op, source } => {
+                Self::Unavailable {
+                    op,
+                    source: Box::new(source),
+                }
+            }
             StorageError::Unsupported { what } => Self::NotImplemented(what),
             StorageError::Config(message) => Self::Config(message),
         }

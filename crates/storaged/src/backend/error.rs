@@ -22,7 +22,7 @@ pub enum BodyError {
 }
 
 /// A backend operation's failure. "Certainly not written" for every variant but `Io`,
-/// `Unknown` and `Remote`: `Io`'s outcome a caller must treat as unknown only where the backend says so
+/// `Unknown`, `NotDurable` and `Remote`: `Io`'s outcome a caller must treat as unknown only where the backend says so
 /// (LocalFs writes are all or nothing: an `Io` from `put` leaves the old version);
 /// `Remote`'s is unknown.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,15 @@ pub enum StorageError {
     /// `fdatasync` (ADR 0017) and takes no writes until a restart replays what is on disk.
     #[error("storage stopped taking writes while {op}")]
     Unknown {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local change was made but making it durable failed (a directory or file fsync
+    /// after the rename or unlink): readers see it now, a crash may undo it. The outcome
+    /// is unknown to the caller.
+    #[error("the change is made but may not survive a crash: fsync failed while {op}")]
+    NotDurable {
         op: &'static str,
         #[source]
         source: std::io::Error,

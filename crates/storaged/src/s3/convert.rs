@@ -205,6 +205,13 @@ pub(super) fn storage_error(e: StorageError) -> S3Error {
                 "storage stopped taking writes; retry later"
             )
         }
+        e @ StorageError::NotDurable { .. } => {
+            tracing::error!(error = %service_kit::ErrorChain(&e), "s3: a change may not be durable");
+            s3_error!(
+                ServiceUnavailable,
+                "the outcome is unknown: storage could not make the change durable; retry"
+            )
+        }
         e @ StorageError::Remote { .. } => {
             tracing::error!(error = %service_kit::ErrorChain(&e), "s3: object store failure");
             s3_error!(ServiceUnavailable, "the object store is unavailable; retry")

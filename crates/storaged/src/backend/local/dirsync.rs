@@ -20,6 +20,10 @@ use crate::backend::StorageError as Error;
 #[derive(Debug, Default)]
 pub(super) struct DirSyncs {
     dirs: Mutex<HashMap<PathBuf, Arc<DirSync>>>,
+    /// Directories created whose entries in their parents may not be durable yet: a
+    /// writer that renames into one (having found it already there) fsyncs its parent
+    /// too, or a power loss could take the directory and the acknowledged object with it.
+    created: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +72,29 @@ impl DirSyncs {
             dirs.remove(dir);
         }
         result
+    }
+}
+
+impl DirSyncs {
+    pub(super) fn note_created(&self, dir: &Path) {
+        self.created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir.to_path_buf());
+    }
+
+    pub(super) fn is_fresh(&self, dir: &Path) -> bool {
+        self.created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(dir)
+    }
+
+    pub(super) fn forget_created(&self, dir: &Path) {
+        self.created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(dir);
     }
 }
 

@@ -72,6 +72,47 @@ impl FsyncPolicy {
         Ok(())
     }
 
+    /// After an unlink in `dir`: makes it durable as [`Self::dir`] does. A directory that
+    /// no longer exists holds no entry to make durable, so that is no failure (it was
+    /// pruned after the unlink was made durable, or removed by hand). A failed fsync is
+    /// [`StorageError::NotDurable`]: the unlink happened, a crash may undo it. Blocks.
+    pub(super) fn dir_after_unlink(&self, fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+        match self.dir(fs, dir) {
+            Err(StorageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(())
+            }
+            Err(StorageError::Io { source, .. } | StorageError::InsufficientStorage(source)) => {
+                Err(StorageError::NotDurable {
+                    op: "fsyncing a directory after an unlink",
+                    source,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// `dir` was just created: until [`Self::forget_created`], its entry in its parent
+    /// may not be durable.
+    pub(super) fn note_created(&self, dir: &Path) {
+        if self.enabled {
+            self.dirs.note_created(dir);
+        }
+    }
+
+    /// Whether `dir` was created and its entry may not be durable yet.
+    pub(super) fn is_fresh(&self, dir: &Path) -> bool {
+        self.enabled && self.dirs.is_fresh(dir)
+    }
+
+    /// `dir`'s entry is durable (its parent was fsynced), or `dir` is gone.
+    pub(super) fn forget_created(&self, dir: &Path) {
+        if self.enabled {
+            self.dirs.forget_created(dir);
+        }
+    }
+
     /// One fsync of `dir` of its own (start-up). Blocks.
     pub(super) fn dir_now(&self, fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
         if self.enabled {

@@ -332,12 +332,14 @@ impl LocalFs {
             }])
             .await?;
         // The record is durable and is the key's version from here on, also after a
-        // restart: it is published even if removing the replaced file fails.
-        let removed = if previous.is_some_and(|p| p.log.is_none()) {
-            self.remove_file_of(key).await
-        } else {
-            Ok(())
-        };
+        // restart (a log put wins over a file at start-up): the put succeeded even if
+        // removing the replaced file fails. A reader that finds the file gone before the
+        // publish waits for the key's lock and looks again.
+        if previous.is_some_and(|p| p.log.is_none()) {
+            if let Err(e) = self.remove_file_of(key).await {
+                tracing::warn!(%key, error = %service_kit::ErrorChain(&e), "cannot remove a file replaced by a log record; start-up removes it");
+            }
+        }
         let entry = Entry {
             size: header.size,
             etag: header.etag,
@@ -348,7 +350,7 @@ impl LocalFs {
         };
         let outcome = self.publish(key, entry, previous).await;
         drop(committed);
-        removed.map(|()| outcome)
+        Ok(outcome)
     }
 
     /// After a file was installed over a log-resident version of `key` (under its lock):
@@ -376,26 +378,17 @@ impl LocalFs {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
         drop(committed);
-        self.remove_file_of(key).await
+        // A file left at the key's path would bring the key back at start-up: if it
+        // cannot be removed (durably), the delete's outcome is unknown.
+        self.remove_file_of(key).await.map_err(|e| match e {
+            StorageError::Io { op, source } => StorageError::NotDurable { op, source },
+            e => e,
+        })
     }
 
     /// Removes `key`'s object file, if there is one, and makes that durable.
     pub(super) async fn remove_file_of(&self, key: &ObjectKey) -> Result<(), StorageError> {
-        let path = self.object_path(key);
-        let fs = self.fs.clone();
-        let fsync = self.fsync.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
-            match fs.remove_file(&path) {
-                Ok(()) => match path.parent() {
-                    Some(parent) => fsync.dir(fs.as_ref(), parent),
-                    None => Ok(()),
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(StorageError::io("removing a superseded object file", e)),
-            }
-        })
-        .await
-        .map_err(|e| StorageError::task("removing a superseded object file", e))?
+        self.unlink(&self.object_path(key)).await
     }
 
     /// Opens the log-resident version of `key` recorded at `at`.

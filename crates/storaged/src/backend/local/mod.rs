@@ -228,6 +228,30 @@ impl LocalFs {
         }
     }
 
+    /// Opens `key`'s object file.
+    async fn open_file(&self, key: &ObjectKey) -> std::io::Result<ObjectReader> {
+        let path = self.object_path(key);
+        let fs = self.fs.clone();
+        let budget = self.read_budget.clone();
+        let segments = self.segments.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            read::open_object(fs.as_ref(), &path, &segments, &budget)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(ObjectReader {
+            meta: ObjectMeta {
+                key: key.clone(),
+                size: opened.header.size,
+                etag: opened.header.etag,
+                s3_tag: opened.header.s3_tag,
+                last_modified: opened.last_modified,
+            },
+            attrs: opened.attrs,
+            content: opened.content,
+        })
+    }
+
     fn temp_path(&self) -> PathBuf {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         self.tmp.join(format!("{}-{n}.tmp", std::process::id()))
@@ -270,42 +294,41 @@ impl Backend for LocalFs {
             key: key.to_string(),
         };
         let mut entry = self.current(key).ok_or_else(not_found)?;
-        let mut moved = 0;
-        while let Some(at) = entry.log {
-            match self.get_logged(key, at).await {
-                // Compaction moved the record and removed its segment in between.
-                Err(_) if moved < 3 && self.current(key).is_some_and(|e| e.log != Some(at)) => {
-                    moved += 1;
+        let mut retries = 0;
+        loop {
+            if let Some(at) = entry.log {
+                match self.get_logged(key, at).await {
+                    // Compaction moved the record and removed its segment in between.
+                    Err(_)
+                        if retries < 3 && self.current(key).is_some_and(|e| e.log != Some(at)) =>
+                    {
+                        retries += 1;
+                        entry = self.current(key).ok_or_else(not_found)?;
+                        continue;
+                    }
+                    other => return other,
+                }
+            }
+            match self.open_file(key).await {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && retries < 3 => {
+                    // The file went away under a writer that holds the key's lock and has
+                    // not changed the index yet (a delete, or a small write moving the key
+                    // into the log): wait for it, then look again.
+                    drop(self.locks.lock(key).await);
+                    retries += 1;
                     entry = self.current(key).ok_or_else(not_found)?;
                 }
-                other => return other,
+                Ok(reader) if reader.meta.etag != entry.etag && retries < 3 => {
+                    // A writer renamed its file in and has not published it yet: the index
+                    // (and so listings) still say the old version. Wait for it.
+                    drop(self.locks.lock(key).await);
+                    retries += 1;
+                    entry = self.current(key).ok_or_else(not_found)?;
+                }
+                Err(e) => return Err(StorageError::io("opening an object", e)),
+                Ok(reader) => return Ok(reader),
             }
         }
-        let path = self.object_path(key);
-        let fs = self.fs.clone();
-        let budget = self.read_budget.clone();
-        let segments = self.segments.clone();
-        let opened = tokio::task::spawn_blocking(move || {
-            read::open_object(fs.as_ref(), &path, &segments, &budget)
-        })
-        .await
-        .map_err(|e| StorageError::task("opening an object", e))?;
-        let opened = match opened {
-            Ok(opened) => opened,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
-            Err(e) => return Err(StorageError::io("opening an object", e)),
-        };
-        Ok(ObjectReader {
-            meta: ObjectMeta {
-                key: key.clone(),
-                size: opened.header.size,
-                etag: opened.header.etag,
-                s3_tag: opened.header.s3_tag,
-                last_modified: opened.last_modified,
-            },
-            attrs: opened.attrs,
-            content: opened.content,
-        })
     }
 
     async fn assemble(

@@ -181,7 +181,10 @@ impl LocalFs {
         let _key = self.locks.lock(key).await;
         let previous = self.current(key);
         check_condition(key, condition, previous.map(|e| e.tags()))?;
-        let last_modified = {
+        let Installed {
+            modified: last_modified,
+            durable,
+        } = {
             let _dirs = self.dirs.read().await;
             let root = self.objects.clone();
             let fs = self.fs.clone();
@@ -210,7 +213,8 @@ impl LocalFs {
             segments: generation,
             log: None,
         };
-        Ok(self.publish(key, entry, previous).await)
+        let outcome = self.publish(key, entry, previous).await;
+        durable.map(|()| outcome)
     }
 }
 
@@ -282,8 +286,17 @@ pub(super) fn write_small(
     fsync.file(file.as_mut())
 }
 
+/// What [`install`] did: the rename happened; `durable` says whether the fsyncs after it
+/// succeeded (if not, readers see the new version but a crash may undo it).
+pub(super) struct Installed {
+    pub(super) modified: SystemTime,
+    pub(super) durable: Result<(), StorageError>,
+}
+
 /// Creates the directories `target` needs, renames `temp` over it and fsyncs (as `fsync`
-/// says) the target's directory and the parent of every directory created.
+/// says) the target's directory and the parent of every directory on the way that was
+/// created and may not be durable yet — by this writer or by a concurrent one, which may
+/// not have fsynced it yet.
 fn install(
     fs: &dyn Fs,
     root: &Path,
@@ -291,15 +304,20 @@ fn install(
     target: &Path,
     fsync: &FsyncPolicy,
     key: &str,
-) -> Result<SystemTime, StorageError> {
+) -> Result<Installed, StorageError> {
     let parent = target.parent().unwrap_or(root);
     let relative = parent.strip_prefix(root).unwrap_or(Path::new(""));
     let mut created = Vec::new();
+    let mut fresh = Vec::new();
     let mut dir = root.to_path_buf();
     for component in relative.components() {
         dir.push(component);
         match fs.stat(&dir) {
-            Ok(Some(m)) if m.kind == Kind::Dir => {}
+            Ok(Some(m)) if m.kind == Kind::Dir => {
+                if fsync.is_fresh(&dir) {
+                    fresh.push(dir.clone());
+                }
+            }
             Ok(Some(_)) => {
                 return Err(StorageError::KeyConflict {
                     key: key.to_owned(),
@@ -307,8 +325,16 @@ fn install(
                 })
             }
             Ok(None) => match fs.create_dir(&dir) {
-                Ok(()) => created.push(dir.clone()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Ok(()) => {
+                    fsync.note_created(&dir);
+                    created.push(dir.clone());
+                    fresh.push(dir.clone());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if fsync.is_fresh(&dir) {
+                        fresh.push(dir.clone());
+                    }
+                }
                 Err(e) => return Err(StorageError::io("creating a directory", e)),
             },
             Err(e) => return Err(StorageError::io("inspecting a directory", e)),
@@ -325,18 +351,30 @@ fn install(
     }
     fs.rename(temp, target)
         .map_err(|e| StorageError::io("renaming into place", e))?;
-    fsync.dir(fs, parent)?;
-    for dir in &created {
-        if let Some(p) = dir.parent() {
-            fsync.dir(fs, p)?;
+    let durable = (|| {
+        fsync.dir(fs, parent)?;
+        for dir in &fresh {
+            if let Some(p) = dir.parent() {
+                fsync.dir(fs, p)?;
+            }
         }
-    }
-    match fs.stat(target) {
-        Ok(Some(m)) => Ok(m.modified),
-        Ok(None) => Err(StorageError::io(
-            "reading object metadata",
-            std::io::ErrorKind::NotFound.into(),
-        )),
-        Err(e) => Err(StorageError::io("reading object metadata", e)),
-    }
+        for dir in &created {
+            fsync.forget_created(dir);
+        }
+        Ok(())
+    })()
+    .map_err(|e| match e {
+        StorageError::Io { source, .. } | StorageError::InsufficientStorage(source) => {
+            StorageError::NotDurable {
+                op: "fsyncing directories after a rename",
+                source,
+            }
+        }
+        e => e,
+    });
+    let modified = match fs.stat(target) {
+        Ok(Some(m)) => m.modified,
+        _ => SystemTime::now(),
+    };
+    Ok(Installed { modified, durable })
 }
