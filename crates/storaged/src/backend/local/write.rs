@@ -324,19 +324,17 @@ fn install(
                     reason: "a path component is a file or link that storaged did not create",
                 })
             }
-            Ok(None) => match fs.create_dir(&dir) {
-                Ok(()) => {
-                    fsync.note_created(&dir);
-                    created.push(dir.clone());
-                    fresh.push(dir.clone());
+            Ok(None) => {
+                // Noted before it exists, so that no writer finds it and not noted.
+                fsync.note_created(&dir);
+                match fs.create_dir(&dir) {
+                    Ok(()) => created.push(dir.clone()),
+                    // Its creator noted it too and forgets it once durable.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(StorageError::io("creating a directory", e)),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if fsync.is_fresh(&dir) {
-                        fresh.push(dir.clone());
-                    }
-                }
-                Err(e) => return Err(StorageError::io("creating a directory", e)),
-            },
+                fresh.push(dir.clone());
+            }
             Err(e) => return Err(StorageError::io("inspecting a directory", e)),
         }
     }
