@@ -26,7 +26,7 @@ test: fmt-check lint venv
 ## `make test` stays the full gate that CI runs.
 UNIT_TESTS := --test api --test identity --test golden --test roundtrip --test decode_errors \
 	--test smoke --test tls --test proxy --test hostile --test auth --test catalogd_process \
-	--test storaged_process --test scopes --test log_sink
+	--test storaged_process --test scopes --test log_sink --test concurrency
 unit:
 	$(CARGO) test --workspace --locked --lib --bins $(UNIT_TESTS) -- --skip a_failed_fsync
 

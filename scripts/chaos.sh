@@ -52,7 +52,7 @@ echo "== radosgw" >&2
     --log "$out/radosgw-storaged.log" >"$out/radosgw.log"
 
 echo "== figures" >&2
-grep -h -o -E '(kill -9 .*|crash points explored.*|power loss.*|write protocol:.*|slow store.*|[0-9]+ failed registers.*|[0-9]+ hostile keys.*|schemathesis (storaged|catalogd):.*|slow clients:.*|auth:.*)' "$out"/*.log || true
+grep -h -o -E '(kill -9 .*|crash points explored.*|power loss.*|concurrency checker.*|write protocol:.*|slow store.*|[0-9]+ failed registers.*|[0-9]+ hostile keys.*|schemathesis (storaged|catalogd):.*|slow clients:.*|auth:.*)' "$out"/*.log || true
 echo "slowhttptest: $(cat "$out/slowhttptest.log")"
 cat "$out/radosgw.log"
 echo "chaos: all green"

@@ -81,19 +81,30 @@ impl fmt::Display for Event {
     }
 }
 
-/// The register's next state after `op` answered `ret` in `state`, or `None` when that
-/// answer is impossible there.
-fn step(state: Option<Value>, op: Op, ret: Ret) -> Option<Option<Value>> {
+/// An answer the register could not have given in that state.
+struct Impossible;
+
+/// The register's next state after `op` answered `ret` in `state`.
+fn step(state: Option<Value>, op: Op, ret: Ret) -> Result<Option<Value>, Impossible> {
+    let possible = |ok: bool, next: Option<Value>| if ok { Ok(next) } else { Err(Impossible) };
     match (op, ret) {
-        (Op::Write(v), Ret::Done | Ret::Unknown) => Some(Some(v)),
-        (Op::Create(v), Ret::Done) => state.is_none().then_some(Some(v)),
-        (Op::Create(v), Ret::Unknown) => Some(state.or(Some(v))),
-        (Op::Create(_), Ret::Refused) => state.is_some().then_some(state),
-        (Op::Delete, Ret::Done | Ret::Unknown) => Some(None),
-        (Op::Read, Ret::Saw(seen)) => (seen == state).then_some(state),
-        (Op::Read, Ret::Unknown) => Some(state),
-        _ => None,
+        (Op::Write(v), Ret::Done | Ret::Unknown) => Ok(Some(v)),
+        (Op::Create(v), Ret::Done) => possible(state.is_none(), Some(v)),
+        (Op::Create(v), Ret::Unknown) => Ok(state.or(Some(v))),
+        (Op::Create(_), Ret::Refused) => possible(state.is_some(), state),
+        (Op::Delete, Ret::Done | Ret::Unknown) => Ok(None),
+        (Op::Read, Ret::Saw(seen)) => possible(seen == state, state),
+        (Op::Read, Ret::Unknown) => Ok(state),
+        _ => Err(Impossible),
     }
+}
+
+/// A level of the search: the candidates there, the next one to try, and the operation
+/// and state that led into it (to undo on the way back).
+struct Frame {
+    candidates: Vec<usize>,
+    next: usize,
+    entered_by: Option<(usize, Option<Value>)>,
 }
 
 /// Why a history is not linearizable: the longest prefix that could be ordered, and the
@@ -132,13 +143,6 @@ pub fn check(initial: Option<Value>, history: &[Event]) -> Result<(), Violation>
     let mut done_count = 0; // of operations with a known outcome
     let mut state = initial;
     let mut seen: HashSet<(Vec<u64>, Option<Value>)> = HashSet::new();
-    // Each frame: the candidates at that depth, the next one to try, and the state and
-    // the operation that led into it (to undo on the way back).
-    struct Frame {
-        candidates: Vec<usize>,
-        next: usize,
-        entered_by: Option<(usize, Option<Value>)>,
-    }
     let is_done = |done: &[u64], i: usize| done[i / 64] & (1 << (i % 64)) != 0;
     let candidates = |done: &[u64]| -> Vec<usize> {
         let mut min_end = u64::MAX;
@@ -172,7 +176,7 @@ pub fn check(initial: Option<Value>, history: &[Event]) -> Result<(), Violation>
             let i = frame.candidates[frame.next];
             frame.next += 1;
             let e = events[i];
-            let Some(after) = step(state, e.op, e.ret) else {
+            let Ok(after) = step(state, e.op, e.ret) else {
                 continue;
             };
             done[i / 64] |= 1 << (i % 64);
@@ -400,12 +404,11 @@ mod tests {
                 _ => Read,
             };
             let ret = match op {
-                Write(_) | Delete => Done,
                 Create(_) if state.is_some() => Refused,
-                Create(_) => Done,
+                Write(_) | Delete | Create(_) => Done,
                 Read => Saw(state),
             };
-            state = step(state, op, ret).unwrap();
+            state = step(state, op, ret).ok().unwrap();
             let answered = at + rng.below(6);
             free_at[client] = answered + 1;
             events.push(ev(client, op, ret, call, answered));

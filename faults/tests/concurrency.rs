@@ -130,10 +130,13 @@ impl Run {
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let bytes = content(id, large);
-        let md5: String = md5::Md5::digest(&bytes)
+        let md5 = md5::Md5::digest(&bytes)
             .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+            .fold(String::new(), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
         self.history.lock().unwrap().md5s.insert(md5, id);
         (id, bytes)
     }
@@ -200,16 +203,16 @@ impl Run {
             .get(&format!("/v1/objects/{BUCKET}/{key}"))
             .await;
         let seen = match &reply {
-            Ok(r) if r.code() == 200 => match decode(&r.body) {
-                Some(id) => Some(id),
-                None => {
+            Ok(r) if r.code() == 200 => {
+                let Some(id) = decode(&r.body) else {
                     self.error(format!(
                         "GET {key}: content of no write ({} bytes)",
                         r.body.len()
                     ));
                     return None;
-                }
-            },
+                };
+                Some(id)
+            }
             Ok(r) if r.code() == 404 => None,
             _ => {
                 let _ = self.outcome(&format!("GET {key}"), &reply, &[]);
@@ -355,10 +358,11 @@ impl Run {
 
     /// S3 DeleteObjects of `keys`: one delete per key.
     async fn delete_objects(&self, client: usize, keys: &[&'static str]) {
-        let objects: String = keys
-            .iter()
-            .map(|k| format!("<Object><Key>{k}</Key></Object>"))
-            .collect();
+        let objects = keys.iter().fold(String::new(), |mut xml, k| {
+            use std::fmt::Write as _;
+            let _ = write!(xml, "<Object><Key>{k}</Key></Object>");
+            xml
+        });
         let body = format!("<Delete>{objects}</Delete>");
         let md5 = base64_simd::STANDARD.encode_to_string(md5::Md5::digest(body.as_bytes()));
         let req = self

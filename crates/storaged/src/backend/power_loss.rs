@@ -273,7 +273,9 @@ async fn sweep_with(sync_dirs: bool, sync_files: bool, log: bool) -> (usize, Vec
         for n in start..=snapshots.len() {
             let acked = acks.iter().filter(|a| **a <= n).count();
             let settled = if acked == 0 { start } else { acks[acked - 1] };
-            let in_flight: Vec<&Op> = (n > settled).then(|| &ops[acked]).into_iter().collect();
+            // Calls after the last acknowledgement are background work (the next log
+            // segment made ahead), with no operation in flight.
+            let in_flight: Vec<&Op> = ops.get(acked).filter(|_| n > settled).into_iter().collect();
             for crash in Crash::ALL {
                 let state = snapshots[n - 1].after(crash);
                 checked += 1;
