@@ -81,6 +81,26 @@ impl fmt::Display for Event {
     }
 }
 
+/// A small xorshift generator, so that generated workloads and histories are reproducible
+/// from a printed seed without a crate. The seed must not be 0.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (which must not be 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next_u64() % n as u64).unwrap_or(0)
+    }
+}
+
 /// An answer the register could not have given in that state.
 struct Impossible;
 
@@ -368,20 +388,6 @@ mod tests {
         check(None, &h).unwrap_err();
     }
 
-    /// A small xorshift generator: the tests below are reproducible without a crate.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     /// A history of `clients` clients over one register, produced by running it for real:
     /// each operation takes effect at one instant inside its interval.
     fn linearizable_history(rng: &mut Rng, clients: usize, ops: usize) -> Vec<Event> {
@@ -390,13 +396,13 @@ mod tests {
         let mut events = Vec::new();
         let mut now = 0;
         for id in 1..=ops as u64 {
-            now += 1 + rng.below(3);
-            let client = usize::try_from(rng.below(clients as u64)).unwrap();
+            now += 1 + rng.below(3) as u64;
+            let client = rng.below(clients);
             // The instant it takes effect: after the previous one, and after this
             // client's previous operation answered.
             now = now.max(free_at[client]);
             let at = now;
-            let call = free_at[client].max(at.saturating_sub(rng.below(6)));
+            let call = free_at[client].max(at.saturating_sub(rng.below(6) as u64));
             let op = match rng.below(4) {
                 0 => Write(id),
                 1 => Create(id),
@@ -409,7 +415,7 @@ mod tests {
                 Read => Saw(state),
             };
             state = step(state, op, ret).ok().unwrap();
-            let answered = at + rng.below(6);
+            let answered = at + rng.below(6) as u64;
             free_at[client] = answered + 1;
             events.push(ev(client, op, ret, call, answered));
         }
@@ -428,9 +434,7 @@ mod tests {
             let reads: Vec<usize> = (0..history.len())
                 .filter(|&i| history[i].op == Read)
                 .collect();
-            if let Some(&i) =
-                reads.get(usize::try_from(rng.below(reads.len().max(1) as u64)).unwrap())
-            {
+            if let Some(&i) = reads.get(rng.below(reads.len().max(1))) {
                 let mut m = history.clone();
                 m[i].ret = Saw(Some(10_000));
                 check(None, &m).unwrap_err();

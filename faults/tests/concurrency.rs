@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use actix_web::http::Method;
 use bytes::Bytes;
-use faults::linearizable::{self, Event, Op, Ret, Value};
+use faults::linearizable::{self, Event, Op, Ret, Rng, Value};
 use faults::sized;
 use md5::Digest as _;
 use testkit::{free_port, Api, Launch, Proc, Reply};
@@ -58,20 +58,8 @@ fn decode(bytes: &[u8]) -> Option<Value> {
     (content(id, bytes.len() as u64 > LOG_MAX) == bytes).then_some(id)
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-    fn key(&mut self) -> &'static str {
-        KEYS[self.below(KEYS.len())]
-    }
+fn pick_key(rng: &mut Rng) -> &'static str {
+    KEYS[rng.below(KEYS.len())]
 }
 
 /// Everything the clients saw.
@@ -402,7 +390,7 @@ impl Run {
         let mut rng = Rng(seed ^ (0x1000_0000_0000_0001 * (client as u64 + 1)));
         for _ in 0..ops {
             let large = rng.below(3) == 0;
-            let key = rng.key();
+            let key = pick_key(&mut rng);
             let kind = match rng.below(100) {
                 0..=24 => {
                     self.put(client, key, large, false).await;
@@ -425,7 +413,7 @@ impl Run {
                     "list"
                 }
                 75..=83 => {
-                    let dst = rng.key();
+                    let dst = pick_key(&mut rng);
                     self.copy(client, key, dst).await;
                     "s3 copy"
                 }
@@ -436,7 +424,7 @@ impl Run {
                 _ => {
                     let mut keys = vec![key];
                     for _ in 0..=rng.below(3) {
-                        let k = rng.key();
+                        let k = pick_key(&mut rng);
                         if !keys.contains(&k) {
                             keys.push(k);
                         }
