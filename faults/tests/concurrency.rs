@@ -387,7 +387,7 @@ impl Run {
     }
 
     async fn client(&self, client: usize, seed: u64, ops: usize) {
-        let mut rng = Rng(seed ^ (0x1000_0000_0000_0001 * (client as u64 + 1)));
+        let mut rng = Rng((seed ^ 0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(client as u64 + 1)) | 1);
         for _ in 0..ops {
             let large = rng.below(3) == 0;
             let key = pick_key(&mut rng);
